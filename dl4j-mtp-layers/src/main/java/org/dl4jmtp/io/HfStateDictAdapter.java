@@ -1,0 +1,165 @@
+package org.dl4jmtp.io;
+
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.model.GraphNames;
+import org.dl4jmtp.mtp.MtpDepthLayer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * HF state dict ↔ graph parameters, in one place. The mapping is mechanical (see the README's table):
+ * <ul>
+ *   <li>{@code <layer name>.<param key>} for the backbone blocks, {@code backbone.norm_f} and {@code lm_head};</li>
+ *   <li>{@code backbone.embeddings} param {@code W} ↔ {@code backbone.embeddings.weight};</li>
+ *   <li>{@code mtp.depth.{p}} param {@code {s}.<name>} ↔ {@code mtp.layers.{p·P+s}.<name>} (P = MTP pattern length).</li>
+ * </ul>
+ * Checkpoint key variants accepted on load (spec §7 item 14): {@code model.} for {@code backbone.},
+ * {@code embed_tokens} for {@code embeddings}, {@code norm} for {@code norm_f}, a {@code language_model.} prefix, and
+ * fused 3-D experts {@code experts.up_proj [E, I, d]} / {@code experts.down_proj [E, d, I]}.
+ */
+public final class HfStateDictAdapter {
+
+    private static final Pattern FUSED_EXPERTS = Pattern.compile("(.*\\.mixer\\.experts)\\.(up_proj|down_proj)(\\.weight)?");
+    private static final String MTP_PREFIX = "mtp.";
+
+    private HfStateDictAdapter() {
+    }
+
+    /** The graph's parameter views keyed by HF name, sorted by key. Views: assigning to them changes the graph. */
+    public static Map<String, INDArray> parameters(ComputationGraph graph) {
+        Map<String, INDArray> out = new TreeMap<>();
+        for (Layer layer : graph.getLayers()) {
+            String name = layer.conf().getLayer().getLayerName();
+            int patternLength = layer.conf().getLayer() instanceof MtpDepthLayer
+                    ? ((MtpDepthLayer) layer.conf().getLayer()).getSublayerTypes().size() : 0;
+            for (Map.Entry<String, INDArray> e : layer.paramTable().entrySet()) {
+                out.put(hfKey(name, e.getKey(), patternLength), e.getValue());
+            }
+        }
+        return out;
+    }
+
+    /** The HF key of parameter {@code paramKey} of layer {@code layerName}. */
+    public static String hfKey(String layerName, String paramKey, int mtpPatternLength) {
+        if (GraphNames.EMBEDDINGS.equals(layerName)) {
+            return "backbone.embeddings.weight";
+        }
+        String depthPrefix = GraphNames.mtpDepth(0).substring(0, GraphNames.mtpDepth(0).length() - 1);
+        if (layerName.startsWith(depthPrefix)) {
+            int physical = Integer.parseInt(layerName.substring(depthPrefix.length()));
+            int dot = paramKey.indexOf('.');
+            int sub = Integer.parseInt(paramKey.substring(0, dot));
+            return "mtp.layers." + (physical * mtpPatternLength + sub) + paramKey.substring(dot);
+        }
+        return layerName + "." + paramKey;
+    }
+
+    /**
+     * Copies a checkpoint's tensors into the graph, strictly: every graph parameter must be present with its shape and
+     * no other tensor may be. With {@code allowMissingMtp}, a checkpoint without any {@code mtp.*} tensor is accepted
+     * and the MTP parameters keep their fresh initialisation.
+     *
+     * @throws IllegalArgumentException listing every missing, unexpected and misshaped key
+     */
+    public static void load(ComputationGraph graph, SafetensorsCheckpoint checkpoint, boolean allowMissingMtp) {
+        Map<String, INDArray> targets = parameters(graph);
+        Map<String, INDArray> tensors = canonicalTensors(checkpoint);
+        boolean checkpointHasMtp = tensors.keySet().stream().anyMatch(k -> k.startsWith(MTP_PREFIX));
+        if (allowMissingMtp && !checkpointHasMtp) {
+            targets.keySet().removeIf(k -> k.startsWith(MTP_PREFIX));
+        }
+        TreeSet<String> missing = new TreeSet<>(targets.keySet());
+        missing.removeAll(tensors.keySet());
+        TreeSet<String> unexpected = new TreeSet<>(tensors.keySet());
+        unexpected.removeAll(targets.keySet());
+        List<String> misshaped = new ArrayList<>();
+        for (Map.Entry<String, INDArray> e : targets.entrySet()) {
+            INDArray tensor = tensors.get(e.getKey());
+            if (tensor != null && !Arrays.equals(tensor.shape(), e.getValue().shape())) {
+                misshaped.add(e.getKey() + " " + Arrays.toString(tensor.shape()) + " (expected "
+                        + Arrays.toString(e.getValue().shape()) + ")");
+            }
+        }
+        if (!missing.isEmpty() || !unexpected.isEmpty() || !misshaped.isEmpty()) {
+            StringBuilder msg = new StringBuilder("Checkpoint " + checkpoint.path() + " does not match the model:");
+            if (!missing.isEmpty()) {
+                msg.append("\n  missing keys (").append(missing.size()).append("): ").append(missing);
+            }
+            if (!unexpected.isEmpty()) {
+                msg.append("\n  unexpected keys (").append(unexpected.size()).append("): ").append(unexpected);
+            }
+            if (!misshaped.isEmpty()) {
+                msg.append("\n  shape mismatches (").append(misshaped.size()).append("): ").append(misshaped);
+            }
+            if (!checkpointHasMtp && !allowMissingMtp && missing.stream().anyMatch(k -> k.startsWith(MTP_PREFIX))) {
+                msg.append("\n  (the checkpoint has no MTP weights: load it with MTP disabled, or allow missing MTP"
+                        + " weights to start the MTP depths from a fresh initialisation)");
+            }
+            throw new IllegalArgumentException(msg.toString());
+        }
+        for (Map.Entry<String, INDArray> e : targets.entrySet()) {
+            e.getValue().assign(tensors.get(e.getKey()).castTo(e.getValue().dataType()));
+        }
+    }
+
+    /** The graph's parameters in HF layout (copies), optionally without the {@code mtp.*} tensors. */
+    public static Map<String, INDArray> stateDict(ComputationGraph graph, boolean includeMtp) {
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        for (Map.Entry<String, INDArray> e : parameters(graph).entrySet()) {
+            if (includeMtp || !e.getKey().startsWith(MTP_PREFIX)) {
+                out.put(e.getKey(), e.getValue().dup('c'));
+            }
+        }
+        return out;
+    }
+
+    /** Every tensor of the checkpoint under its canonical HF key (variants resolved, fused experts split). */
+    static Map<String, INDArray> canonicalTensors(SafetensorsCheckpoint checkpoint) {
+        Map<String, INDArray> out = new TreeMap<>();
+        for (String key : checkpoint.keys()) {
+            String canonical = canonicalKey(key);
+            Matcher fused = FUSED_EXPERTS.matcher(canonical);
+            INDArray tensor = checkpoint.get(key);
+            if (fused.matches() && tensor.rank() == 3) {
+                for (int j = 0; j < tensor.size(0); j++) {
+                    putUnique(out, fused.group(1) + "." + j + "." + fused.group(2) + ".weight",
+                            tensor.slice(j).dup('c'), key);
+                }
+            } else {
+                putUnique(out, canonical, tensor, key);
+            }
+        }
+        return out;
+    }
+
+    private static void putUnique(Map<String, INDArray> out, String canonical, INDArray tensor, String original) {
+        if (out.put(canonical, tensor) != null) {
+            throw new IllegalArgumentException("Checkpoint holds two tensors for " + canonical + " (one is " + original + ")");
+        }
+    }
+
+    /** Resolves the key variants of spec §7 item 14 to the hub names. */
+    static String canonicalKey(String key) {
+        String k = key.startsWith("language_model.") ? key.substring("language_model.".length()) : key;
+        if (k.startsWith("model.")) {
+            k = "backbone." + k.substring("model.".length());
+        }
+        if (k.equals("backbone.embed_tokens.weight")) {
+            return "backbone.embeddings.weight";
+        }
+        if (k.equals("backbone.norm.weight")) {
+            return "backbone.norm_f.weight";
+        }
+        return k;
+    }
+}

@@ -1,0 +1,58 @@
+package org.dl4jmtp.layers;
+
+import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.nd4j.autodiff.samediff.SDVariable;
+import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Map;
+
+/**
+ * The token mixer of one NemotronV3 block (spec §3): its parameters, their initialisation and its forward math.
+ *
+ * <p>Mixers are not layers: a layer (a backbone block, an MTP depth) owns the parameter table and calls the mixer with
+ * a key prefix, so the same math serves every place a block of that type appears. Parameter keys, with the prefix
+ * removed, are the HF names under {@code mixer.} (e.g. {@code in_proj.weight}, {@code experts.3.up_proj.weight}).
+ */
+public interface Mixer {
+
+    /** Declares this mixer's parameters, each key starting with {@code prefix}. */
+    void defineParameters(SDLayerParams params, String prefix);
+
+    /** Fills the parameter views in place as the HF reference initialises them (spec §6). */
+    void initializeParameters(Map<String, INDArray> params, String prefix);
+
+    /**
+     * @param x [B, T, H] the normed block input
+     * @return [B, T, H]
+     */
+    SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix);
+
+    /** True for buffers that are loaded and saved but never trained (MoE {@code gate.e_score_correction_bias}). */
+    default boolean isFrozen(String keyWithoutPrefix) {
+        return false;
+    }
+
+    /** True for parameters that take no weight decay (AM/MG {@code _no_weight_decay}: A_log, D, dt_bias). */
+    default boolean skipsWeightDecay(String keyWithoutPrefix) {
+        return false;
+    }
+
+    /** The mixer of a block type. */
+    static Mixer of(BlockType type, NemotronV3Config config) {
+        switch (type) {
+            case MAMBA:
+                return new Mamba2Mixer(config);
+            case ATTENTION:
+                return new AttentionMixer(config);
+            case MLP:
+                return new MlpMixer(config);
+            case MOE:
+                return new MoeMixer(config);
+            default:
+                throw new IllegalArgumentException("Unknown block type " + type);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+package org.dl4jmtp.layers;
+
+import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.nd4j.autodiff.samediff.SDVariable;
+import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Map;
+
+/**
+ * Mixture of experts (spec §3.4): sigmoid router; top-k selected on {@code score + e_score_correction_bias} (a frozen
+ * buffer); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
+ * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
+ * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
+ *
+ * <p><b>Cost:</b> every expert runs on every token and the top-k choice is applied as a 0/1 mask on the weights,
+ * because M2.1's {@code gather} has no working gradient, so token dispatch is not trainable. Expert FLOPs are E/k
+ * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical.
+ */
+public final class MoeMixer implements Mixer {
+
+    public static final String GATE = "gate.weight";
+    public static final String CORRECTION_BIAS = "gate.e_score_correction_bias";
+    public static final String FC1_LATENT = "fc1_latent_proj.weight";
+    public static final String FC2_LATENT = "fc2_latent_proj.weight";
+    public static final String SHARED_UP = "shared_experts.up_proj.weight";
+    public static final String SHARED_DOWN = "shared_experts.down_proj.weight";
+
+    /** Added to the sum of the selected weights before normalising, as HF does. */
+    private static final double NORM_EPS = 1e-20;
+
+    private final NemotronV3Config config;
+
+    public MoeMixer(NemotronV3Config config) {
+        this.config = config;
+    }
+
+    public static String expertUp(int expert) {
+        return "experts." + expert + ".up_proj.weight";
+    }
+
+    public static String expertDown(int expert) {
+        return "experts." + expert + ".down_proj.weight";
+    }
+
+    @Override
+    public void defineParameters(SDLayerParams params, String prefix) {
+        int h = config.getHiddenSize();
+        int experts = config.getNRoutedExperts();
+        int expertIn = config.expertInputSize();
+        params.addWeightParam(prefix + GATE, experts, h);
+        if (config.hasLatentMoe()) {
+            params.addWeightParam(prefix + FC1_LATENT, expertIn, h);
+            params.addWeightParam(prefix + FC2_LATENT, h, expertIn);
+        }
+        for (int j = 0; j < experts; j++) {
+            params.addWeightParam(prefix + expertUp(j), config.getMoeIntermediateSize(), expertIn);
+            params.addWeightParam(prefix + expertDown(j), expertIn, config.getMoeIntermediateSize());
+        }
+        params.addWeightParam(prefix + SHARED_UP, config.getMoeSharedExpertIntermediateSize(), h);
+        params.addWeightParam(prefix + SHARED_DOWN, h, config.getMoeSharedExpertIntermediateSize());
+        params.addBiasParam(prefix + CORRECTION_BIAS, experts);
+    }
+
+    @Override
+    public void initializeParameters(Map<String, INDArray> params, String prefix) {
+        double std = config.getInitializerRange();
+        for (Map.Entry<String, INDArray> e : params.entrySet()) {
+            if (e.getKey().startsWith(prefix)) {
+                ParamInit.normal(e.getValue(), std);  // HF: router, experts, shared expert and latent projections
+            }
+        }
+        params.get(prefix + CORRECTION_BIAS).assign(0.0);
+    }
+
+    @Override
+    public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix) {
+        int h = config.getHiddenSize();
+        int experts = config.getNRoutedExperts();
+        SDVariable rows = x.reshape(-1, h);                                               // [n, H]
+
+        SDVariable scores = sd.nn().sigmoid(sd.mmul(rows, params.get(prefix + GATE), false, true, false)); // [n, E]
+        SDVariable correctionBias = params.get(prefix + CORRECTION_BIAS);
+        SDVariable selected = M21Workarounds.topKMask(sd, scores.add(correctionBias), config.getNumExpertsPerTok(), experts);
+        // + 0·bias: the frozen buffer gets an exactly-zero gradient (DL4J needs one for every parameter)
+        SDVariable weights = scores.mul(selected).add(correctionBias.mul(0.0));
+        if (config.isNormTopkProb()) {
+            weights = weights.div(weights.sum(true, 1).add(NORM_EPS));
+        }
+        weights = weights.mul(config.getRoutedScalingFactor());
+
+        SDVariable expertInput = config.hasLatentMoe()
+                ? sd.mmul(rows, params.get(prefix + FC1_LATENT), false, true, false) : rows;
+        SDVariable routed = null;
+        for (int j = 0; j < experts; j++) {
+            SDVariable expertOut = MlpMixer.relu2Rows(sd, expertInput, params.get(prefix + expertUp(j)),
+                    params.get(prefix + expertDown(j)));
+            SDVariable weighted = expertOut.mul(SdMath.sliceLastAxis(sd, weights, 2, j, j + 1));
+            routed = routed == null ? weighted : routed.add(weighted);
+        }
+        if (config.hasLatentMoe()) {
+            routed = sd.mmul(routed, params.get(prefix + FC2_LATENT), false, true, false);
+        }
+        SDVariable shared = MlpMixer.relu2Rows(sd, rows, params.get(prefix + SHARED_UP), params.get(prefix + SHARED_DOWN));
+        SDVariable out = routed.add(shared);
+        return SdMath.reshape(sd, out, SdMath.dims(sd, x, 0, 2), SdMath.constDims(sd, h));
+    }
+
+    @Override
+    public boolean isFrozen(String keyWithoutPrefix) {
+        return CORRECTION_BIAS.equals(keyWithoutPrefix);
+    }
+
+    @Override
+    public boolean skipsWeightDecay(String keyWithoutPrefix) {
+        return isFrozen(keyWithoutPrefix);
+    }
+}

@@ -1,0 +1,95 @@
+package org.dl4jmtp.layers;
+
+import lombok.Data;
+import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.conf.RNNFormat;
+import org.deeplearning4j.nn.conf.inputs.InputType;
+import org.deeplearning4j.nn.conf.layers.samediff.SameDiffLayer;
+import org.nd4j.autodiff.samediff.SDVariable;
+import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.learning.config.IUpdater;
+import org.nd4j.linalg.learning.config.NoOp;
+import org.nd4j.linalg.learning.regularization.Regularization;
+
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Base of every dl4j-mtp sequence layer. At the layer boundary activations are DL4J's recurrent NCW layout
+ * [mb, features, T]; the math is written in [mb, T, features]. This base does the two permutes, applies the
+ * doubled-gradient fix of M2.1 ({@link M21Workarounds#fixDoubledGradient}) once for all layers, validates the input
+ * type, and keeps frozen buffers out of the updater and no-decay parameters out of regularisation.
+ */
+@Data
+@EqualsAndHashCode(callSuper = true)
+public abstract class SequenceSameDiffLayer extends SameDiffLayer {
+
+    protected SequenceSameDiffLayer() {
+        // for JSON deserialisation
+    }
+
+    protected SequenceSameDiffLayer(Builder<?> builder) {
+        super(builder);
+    }
+
+    /** Feature size expected at the input (NCW dimension 1). */
+    public abstract long inputSize();
+
+    /** Feature size produced (NCW dimension 1). */
+    public abstract long outputSize();
+
+    /**
+     * @param x [B, T, inputSize]
+     * @return [B, T, outputSize]
+     */
+    protected abstract SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params);
+
+    /** Buffers that are loaded and saved but never updated. */
+    public boolean isFrozenParam(String key) {
+        return false;
+    }
+
+    /** Parameters exempt from weight decay and L1/L2. */
+    public boolean skipsWeightDecay(String key) {
+        return isFrozenParam(key);
+    }
+
+    @Override
+    public SDVariable defineLayer(SameDiff sd, SDVariable layerInput, Map<String, SDVariable> params, SDVariable mask) {
+        SDVariable out = defineSequence(sd, layerInput.permute(0, 2, 1), params).permute(0, 2, 1);
+        return M21Workarounds.fixDoubledGradient(sd, out);
+    }
+
+    @Override
+    public void validateInput(org.nd4j.linalg.api.ndarray.INDArray input) {
+        if (input.rank() != 3 || input.size(1) != inputSize()) {
+            throw new IllegalArgumentException("Layer " + getLayerName() + " (" + getClass().getSimpleName()
+                    + ") expects input [mb, " + inputSize() + ", T], got " + java.util.Arrays.toString(input.shape()));
+        }
+    }
+
+    @Override
+    public InputType getOutputType(int layerIndex, InputType inputType) {
+        if (!(inputType instanceof InputType.InputTypeRecurrent)) {
+            throw new IllegalStateException("Layer " + getLayerName() + " (" + getClass().getSimpleName()
+                    + ") expects recurrent input [mb, " + inputSize() + ", T], got " + inputType);
+        }
+        InputType.InputTypeRecurrent recurrent = (InputType.InputTypeRecurrent) inputType;
+        if (recurrent.getSize() != inputSize()) {
+            throw new IllegalStateException("Layer " + getLayerName() + " (" + getClass().getSimpleName()
+                    + ") expects " + inputSize() + " input features, got " + recurrent.getSize());
+        }
+        return InputType.recurrent(outputSize(), recurrent.getTimeSeriesLength(), RNNFormat.NCW);
+    }
+
+    @Override
+    public IUpdater getUpdaterByParam(String paramName) {
+        return isFrozenParam(paramName) ? new NoOp() : super.getUpdaterByParam(paramName);
+    }
+
+    @Override
+    public List<Regularization> getRegularizationByParam(String paramName) {
+        return skipsWeightDecay(paramName) ? Collections.emptyList() : super.getRegularizationByParam(paramName);
+    }
+}

@@ -1,0 +1,39 @@
+package org.dl4jmtp.model;
+
+/**
+ * Vertex names of a NemotronV3 {@code ComputationGraph}. Layers holding parameters are named after their HF module,
+ * so that {@code layerName + "." + paramKey} is the HF key (see {@code HfStateDictAdapter} for the two exceptions).
+ */
+public final class GraphNames {
+
+    /** Graph input: token ids [mb, 1, T] stored as floating point. */
+    public static final String INPUT_IDS = "input_ids";
+    /** The one embedding layer, shared by the main model and every MTP depth. */
+    public static final String EMBEDDINGS = "backbone.embeddings";
+    public static final String NORM_F = "backbone.norm_f";
+    /** The output layer holding {@code lm_head.weight} (shared by all depths) and the loss. */
+    public static final String LM_HEAD = "lm_head";
+    /** Merge of the main hidden state and every MTP depth's hidden state, the input of {@link #LM_HEAD}. */
+    public static final String LM_HEAD_INPUT = "lm_head.input";
+
+    private GraphNames() {
+    }
+
+    public static String backboneLayer(int i) {
+        return "backbone.layers." + i;
+    }
+
+    /** Part {@code part} of the shared embedding output: 0 = main input, d = depth d's rolled input. */
+    public static String embeddingPart(int part) {
+        return "backbone.embeddings.part." + part;
+    }
+
+    /** Physical MTP depth p (holding HF {@code mtp.layers.{p·P}} … {@code mtp.layers.{p·P+P-1}}). */
+    public static String mtpDepth(int physicalDepth) {
+        return "mtp.depth." + physicalDepth;
+    }
+
+    public static String mtpFusionInput(int physicalDepth) {
+        return "mtp.depth." + physicalDepth + ".input";
+    }
+}
