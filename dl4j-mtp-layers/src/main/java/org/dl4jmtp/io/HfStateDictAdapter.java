@@ -38,12 +38,22 @@ public final class HfStateDictAdapter {
     /** The graph's parameter views keyed by HF name, sorted by key. Views: assigning to them changes the graph. */
     public static Map<String, INDArray> parameters(ComputationGraph graph) {
         Map<String, INDArray> out = new TreeMap<>();
+        dl4jVariableNames(graph).forEach((hf, variable) -> out.put(hf, graph.paramTable().get(variable)));
+        return out;
+    }
+
+    /**
+     * HF key → DL4J variable name ({@code layerName_paramKey}, the key of {@code graph.paramTable()} and of
+     * {@code Gradient.gradientForVariable()}), sorted by HF key.
+     */
+    public static Map<String, String> dl4jVariableNames(ComputationGraph graph) {
+        Map<String, String> out = new TreeMap<>();
         for (Layer layer : graph.getLayers()) {
             String name = layer.conf().getLayer().getLayerName();
             int patternLength = layer.conf().getLayer() instanceof MtpDepthLayer
                     ? ((MtpDepthLayer) layer.conf().getLayer()).getSublayerTypes().size() : 0;
-            for (Map.Entry<String, INDArray> e : layer.paramTable().entrySet()) {
-                out.put(hfKey(name, e.getKey(), patternLength), e.getValue());
+            for (String key : layer.paramTable().keySet()) {
+                out.put(hfKey(name, key, patternLength), name + "_" + key);
             }
         }
         return out;
@@ -54,9 +64,8 @@ public final class HfStateDictAdapter {
         if (GraphNames.EMBEDDINGS.equals(layerName)) {
             return "backbone.embeddings.weight";
         }
-        String depthPrefix = GraphNames.mtpDepth(0).substring(0, GraphNames.mtpDepth(0).length() - 1);
-        if (layerName.startsWith(depthPrefix)) {
-            int physical = Integer.parseInt(layerName.substring(depthPrefix.length()));
+        if (layerName.startsWith(GraphNames.MTP_DEPTH_PREFIX)) {
+            int physical = Integer.parseInt(layerName.substring(GraphNames.MTP_DEPTH_PREFIX.length()));
             int dot = paramKey.indexOf('.');
             int sub = Integer.parseInt(paramKey.substring(0, dot));
             return "mtp.layers." + (physical * mtpPatternLength + sub) + paramKey.substring(dot);

@@ -28,12 +28,15 @@ public final class GraphNames {
         return "backbone.embeddings.part." + part;
     }
 
+    /** Prefix of the MTP depth layers; the physical depth index follows. */
+    public static final String MTP_DEPTH_PREFIX = "mtp.depth.";
+
     /** Physical MTP depth p (holding HF {@code mtp.layers.{p·P}} … {@code mtp.layers.{p·P+P-1}}). */
     public static String mtpDepth(int physicalDepth) {
-        return "mtp.depth." + physicalDepth;
+        return MTP_DEPTH_PREFIX + physicalDepth;
     }
 
     public static String mtpFusionInput(int physicalDepth) {
-        return "mtp.depth." + physicalDepth + ".input";
+        return MTP_DEPTH_PREFIX + physicalDepth + ".input";
     }
 }

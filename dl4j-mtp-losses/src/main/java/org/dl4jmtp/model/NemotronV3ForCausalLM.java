@@ -1,7 +1,5 @@
 package org.dl4jmtp.model;
 
-import org.deeplearning4j.nn.api.Layer;
-import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -12,7 +10,6 @@ import org.dl4jmtp.io.SafetensorsWriter;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossRuntimeLayer;
-import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
@@ -149,17 +146,9 @@ public final class NemotronV3ForCausalLM {
         graph.setInputs(batch.getFeatures());
         graph.setLabels(batch.getLabels());
         graph.computeGradientAndScore();
-        Gradient gradient = graph.gradient();
+        Map<String, INDArray> byVariable = graph.gradient().gradientForVariable();
         Map<String, INDArray> out = new TreeMap<>();
-        for (Layer layer : graph.getLayers()) {
-            String name = layer.conf().getLayer().getLayerName();
-            int patternLength = layer.conf().getLayer() instanceof MtpDepthLayer
-                    ? ((MtpDepthLayer) layer.conf().getLayer()).getSublayerTypes().size() : 0;
-            for (String key : layer.paramTable().keySet()) {
-                out.put(HfStateDictAdapter.hfKey(name, key, patternLength),
-                        gradient.gradientForVariable().get(name + "_" + key).dup());
-            }
-        }
+        HfStateDictAdapter.dl4jVariableNames(graph).forEach((hf, variable) -> out.put(hf, byVariable.get(variable).dup()));
         return out;
     }
 
