@@ -2,6 +2,7 @@ package org.dl4jmtp.io;
 
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.layers.ParamKeys;
 import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -19,6 +20,7 @@ import java.util.regex.Pattern;
 /**
  * HF state dict ↔ graph parameters, in one place. The mapping is mechanical (see the README's table):
  * <ul>
+ *   <li>parameter keys are HF names with '_' written as '-' ({@link ParamKeys});</li>
  *   <li>{@code <layer name>.<param key>} for the backbone blocks, {@code backbone.norm_f} and {@code lm_head};</li>
  *   <li>{@code backbone.embeddings} param {@code W} ↔ {@code backbone.embeddings.weight};</li>
  *   <li>{@code mtp.depth.{p}} param {@code {s}.<name>} ↔ {@code mtp.layers.{p·P+s}.<name>} (P = MTP pattern length).</li>
@@ -68,9 +70,9 @@ public final class HfStateDictAdapter {
             int physical = Integer.parseInt(layerName.substring(GraphNames.MTP_DEPTH_PREFIX.length()));
             int dot = paramKey.indexOf('.');
             int sub = Integer.parseInt(paramKey.substring(0, dot));
-            return "mtp.layers." + (physical * mtpPatternLength + sub) + paramKey.substring(dot);
+            return "mtp.layers." + (physical * mtpPatternLength + sub) + ParamKeys.toHf(paramKey.substring(dot));
         }
-        return layerName + "." + paramKey;
+        return layerName + "." + ParamKeys.toHf(paramKey);
     }
 
     /**

@@ -16,11 +16,12 @@ import java.util.Map;
  */
 public final class AttentionMixer implements Mixer {
 
-    public static final String Q_PROJ = "q_proj.weight";
-    public static final String K_PROJ = "k_proj.weight";
-    public static final String V_PROJ = "v_proj.weight";
-    public static final String O_PROJ = "o_proj.weight";
-    private static final String[] BIASES = {"q_proj.bias", "k_proj.bias", "v_proj.bias", "o_proj.bias"};
+    public static final String Q_PROJ = ParamKeys.of("q_proj.weight");
+    public static final String K_PROJ = ParamKeys.of("k_proj.weight");
+    public static final String V_PROJ = ParamKeys.of("v_proj.weight");
+    public static final String O_PROJ = ParamKeys.of("o_proj.weight");
+    private static final String[] BIASES = {ParamKeys.of("q_proj.bias"), ParamKeys.of("k_proj.bias"),
+            ParamKeys.of("v_proj.bias"), ParamKeys.of("o_proj.bias")};
 
     /** Added to masked scores; large enough that softmax gives exactly 0 in float and double. */
     private static final double MASKED_SCORE = 1e9;

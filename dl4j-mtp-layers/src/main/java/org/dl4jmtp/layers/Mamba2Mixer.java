@@ -19,16 +19,16 @@ import java.util.Set;
  */
 public final class Mamba2Mixer implements Mixer {
 
-    public static final String IN_PROJ = "in_proj.weight";
-    public static final String IN_PROJ_BIAS = "in_proj.bias";
+    public static final String IN_PROJ = ParamKeys.of("in_proj.weight");
+    public static final String IN_PROJ_BIAS = ParamKeys.of("in_proj.bias");
     public static final String CONV_WEIGHT = "conv1d.weight";
     public static final String CONV_BIAS = "conv1d.bias";
-    public static final String DT_BIAS = "dt_bias";
-    public static final String A_LOG = "A_log";
+    public static final String DT_BIAS = ParamKeys.of("dt_bias");
+    public static final String A_LOG = ParamKeys.of("A_log");
     public static final String D = "D";
     public static final String NORM = "norm.weight";
-    public static final String OUT_PROJ = "out_proj.weight";
-    public static final String OUT_PROJ_BIAS = "out_proj.bias";
+    public static final String OUT_PROJ = ParamKeys.of("out_proj.weight");
+    public static final String OUT_PROJ_BIAS = ParamKeys.of("out_proj.bias");
 
     private static final Set<String> NO_WEIGHT_DECAY = Set.of(A_LOG, D, DT_BIAS);
 

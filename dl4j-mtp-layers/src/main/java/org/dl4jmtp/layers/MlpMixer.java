@@ -11,8 +11,10 @@ import java.util.Map;
 /** Dense non-gated MLP (spec §3.3): {@code down(relu(up(x))²)}. Also the shape of every MoE expert. */
 public final class MlpMixer implements Mixer {
 
-    public static final String UP_PROJ = "up_proj.weight";
-    public static final String DOWN_PROJ = "down_proj.weight";
+    public static final String UP_PROJ = ParamKeys.of("up_proj.weight");
+    public static final String DOWN_PROJ = ParamKeys.of("down_proj.weight");
+    public static final String UP_PROJ_BIAS = ParamKeys.of("up_proj.bias");
+    public static final String DOWN_PROJ_BIAS = ParamKeys.of("down_proj.bias");
 
     private final NemotronV3Config config;
 
@@ -26,8 +28,8 @@ public final class MlpMixer implements Mixer {
         params.addWeightParam(prefix + UP_PROJ, config.getIntermediateSize(), h);
         params.addWeightParam(prefix + DOWN_PROJ, h, config.getIntermediateSize());
         if (config.isMlpBias()) {
-            params.addBiasParam(prefix + "up_proj.bias", config.getIntermediateSize());
-            params.addBiasParam(prefix + "down_proj.bias", h);
+            params.addBiasParam(prefix + UP_PROJ_BIAS, config.getIntermediateSize());
+            params.addBiasParam(prefix + DOWN_PROJ_BIAS, h);
         }
     }
 
@@ -35,7 +37,7 @@ public final class MlpMixer implements Mixer {
     public void initializeParameters(Map<String, INDArray> params, String prefix) {
         ParamInit.normal(params.get(prefix + UP_PROJ), config.getInitializerRange());
         ParamInit.normal(params.get(prefix + DOWN_PROJ), config.getInitializerRange());
-        for (String bias : new String[]{"up_proj.bias", "down_proj.bias"}) {
+        for (String bias : new String[]{UP_PROJ_BIAS, DOWN_PROJ_BIAS}) {
             if (params.containsKey(prefix + bias)) {
                 params.get(prefix + bias).assign(0.0);
             }
@@ -47,11 +49,11 @@ public final class MlpMixer implements Mixer {
         int h = config.getHiddenSize();
         int inner = config.getIntermediateSize();
         SDVariable up = M21Workarounds.linear3d(sd, x, params.get(prefix + UP_PROJ), h, inner);
-        if (params.containsKey(prefix + "up_proj.bias")) {
-            up = up.add(params.get(prefix + "up_proj.bias"));
+        if (params.containsKey(prefix + UP_PROJ_BIAS)) {
+            up = up.add(params.get(prefix + UP_PROJ_BIAS));
         }
         SDVariable down = M21Workarounds.linear3d(sd, SdMath.relu2(sd, up), params.get(prefix + DOWN_PROJ), inner, h);
-        return params.containsKey(prefix + "down_proj.bias") ? down.add(params.get(prefix + "down_proj.bias")) : down;
+        return params.containsKey(prefix + DOWN_PROJ_BIAS) ? down.add(params.get(prefix + DOWN_PROJ_BIAS)) : down;
     }
 
     /** relu² MLP on flattened rows: x [n, in] → [n, out] with nn.Linear weights up [inner, in], down [out, inner]. */

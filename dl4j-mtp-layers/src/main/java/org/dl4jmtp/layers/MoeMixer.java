@@ -21,11 +21,11 @@ import java.util.Map;
 public final class MoeMixer implements Mixer {
 
     public static final String GATE = "gate.weight";
-    public static final String CORRECTION_BIAS = "gate.e_score_correction_bias";
-    public static final String FC1_LATENT = "fc1_latent_proj.weight";
-    public static final String FC2_LATENT = "fc2_latent_proj.weight";
-    public static final String SHARED_UP = "shared_experts.up_proj.weight";
-    public static final String SHARED_DOWN = "shared_experts.down_proj.weight";
+    public static final String CORRECTION_BIAS = ParamKeys.of("gate.e_score_correction_bias");
+    public static final String FC1_LATENT = ParamKeys.of("fc1_latent_proj.weight");
+    public static final String FC2_LATENT = ParamKeys.of("fc2_latent_proj.weight");
+    public static final String SHARED_UP = ParamKeys.of("shared_experts.up_proj.weight");
+    public static final String SHARED_DOWN = ParamKeys.of("shared_experts.down_proj.weight");
 
     /** Added to the sum of the selected weights before normalising, as HF does. */
     private static final double NORM_EPS = 1e-20;
@@ -37,11 +37,11 @@ public final class MoeMixer implements Mixer {
     }
 
     public static String expertUp(int expert) {
-        return "experts." + expert + ".up_proj.weight";
+        return ParamKeys.of("experts." + expert + ".up_proj.weight");
     }
 
     public static String expertDown(int expert) {
-        return "experts." + expert + ".down_proj.weight";
+        return ParamKeys.of("experts." + expert + ".down_proj.weight");
     }
 
     @Override

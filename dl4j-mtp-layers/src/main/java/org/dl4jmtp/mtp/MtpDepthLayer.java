@@ -7,6 +7,7 @@ import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.NemotronV3Block;
+import org.dl4jmtp.layers.ParamKeys;
 import org.dl4jmtp.layers.SdMath;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
@@ -38,8 +39,8 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
 
     public static final String ENORM = "enorm.weight";
     public static final String HNORM = "hnorm.weight";
-    public static final String EH_PROJ = "eh_proj.weight";
-    public static final String FINAL_LAYERNORM = "final_layernorm.weight";
+    public static final String EH_PROJ = ParamKeys.of("eh_proj.weight");
+    public static final String FINAL_LAYERNORM = ParamKeys.of("final_layernorm.weight");
 
     private NemotronV3Config config;
     private List<BlockType> sublayerTypes;

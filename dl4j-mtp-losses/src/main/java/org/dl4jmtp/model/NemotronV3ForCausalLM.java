@@ -66,6 +66,11 @@ public final class NemotronV3ForCausalLM {
         }
     }
 
+    /** Wraps a graph built by {@link #graphBuilder} (or restored with ModelSerializer) for {@code config} and {@code mtp}. */
+    public static NemotronV3ForCausalLM of(NemotronV3Config config, MtpConfig mtp, ComputationGraph graph) {
+        return new NemotronV3ForCausalLM(config, mtp, graph);
+    }
+
     /** A freshly initialised model. */
     public static NemotronV3ForCausalLM create(NemotronV3Config config, MtpConfig mtp, DataType dataType, long seed) {
         return new NemotronV3ForCausalLM(config, mtp, graphBuilder(config, mtp).dataType(dataType).seed(seed).build());

@@ -1,0 +1,169 @@
+package org.dl4jmtp.examples;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.model.NemotronV3ForCausalLM;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code generate}: greedy decoding with the main head, recomputing the full forward at every step (B = 1, no cache),
+ * optionally with the argmax draft of every MTP depth at every step.
+ *
+ * <p>Drafts follow the reference definition: at step s with the sequence so far {@code seq} (length n) and the
+ * greedy token g, the draft of depth d is the argmax of {@code logits_mtp_d} at position n-1 of a forward over
+ * {@code ext = seq ++ [g] ++ drafts[0:d-1]} (length n+d). The forward over {@code seq ++ [g]} made for depth 1 is the
+ * forward of the next step's sequence, so it is reused for the next greedy token.
+ */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Greedy decoding (main head, full recomputation per step, batch 1); prints"
+                + " {\"prompt\": [...], \"generated\": [...], \"drafts\": [[...], ...]} (drafts with --show-drafts).")
+final class GenerateCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--checkpoint", required = true, paramLabel = "DIR",
+            description = "Checkpoint directory (config.json + model.safetensors or a sharded index).")
+    java.nio.file.Path checkpoint;
+
+    @Option(names = "--prompt-ids", required = true, split = ",", paramLabel = "ID",
+            description = "Prompt token ids, comma-separated (e.g. 80,33,58).")
+    List<Long> promptIds;
+
+    @Option(names = "--max-new-tokens", required = true, paramLabel = "N", description = "Tokens to generate.")
+    int maxNewTokens;
+
+    @Option(names = "--show-drafts",
+            description = "At every step also the argmax draft of every MTP depth (for the tokens after the next one).")
+    boolean showDrafts;
+
+    @Option(names = "--stop-at-eos",
+            description = "Stop after generating one of the config's eos_token_id (default: always N tokens).")
+    boolean stopAtEos;
+
+    @Mixin
+    MtpOptions mtpOptions = new MtpOptions();
+
+    @Option(names = "--dtype", paramLabel = "float|double", defaultValue = "float",
+            description = "Precision: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    Precision dtype;
+
+    @Override
+    public Integer call() throws Exception {
+        CommandLine cl = spec.commandLine();
+        if (maxNewTokens < 0) {
+            throw new ParameterException(cl, "--max-new-tokens must be >= 0, got " + maxNewTokens);
+        }
+        if (promptIds.isEmpty()) {
+            throw new ParameterException(cl, "--prompt-ids needs at least one token id");
+        }
+        if (mtpOptions.depths != null && mtpOptions.depths < 0) {
+            throw new ParameterException(cl, "--mtp-depths must be >= 0, got " + mtpOptions.depths);
+        }
+        NemotronV3Config config = CheckpointSupport.readConfig(checkpoint);
+        int vocab = config.getVocabSize();
+        for (int i = 0; i < promptIds.size(); i++) {
+            long id = promptIds.get(i);
+            if (id < 0 || id >= vocab) {
+                throw new UserException("--prompt-ids: token id " + id + " (position " + i + ") is out of range"
+                        + " [0, " + vocab + ") (vocab_size of " + checkpoint.resolve(CheckpointSupport.CONFIG_FILE)
+                        + ")");
+            }
+        }
+        MtpConfig mtp = CheckpointSupport.mtpConfig(config, mtpOptions, null, null);
+        int depths = mtp.enabled() ? mtp.getNumLayers() : 0;
+        if (showDrafts && depths == 0) {
+            throw new UserException("--show-drafts needs MTP depths, but the model has none (num_nextn_predict_layers"
+                    + " of " + checkpoint.resolve(CheckpointSupport.CONFIG_FILE) + " is "
+                    + config.getNumNextnPredictLayers() + "; set --mtp-depths)");
+        }
+        NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
+                mtpOptions.allowMissingMtp, cl.getErr());
+
+        List<Long> seq = new ArrayList<>(promptIds);
+        List<Long> generated = new ArrayList<>();
+        List<List<Long>> drafts = new ArrayList<>();
+        NemotronV3ForCausalLM.ForwardResult current = maxNewTokens > 0 ? model.forward(ids(seq)) : null;
+        for (int step = 0; step < maxNewTokens; step++) {
+            int n = seq.size();
+            long token = argmax(current.mainLogits(), n - 1);
+            NemotronV3ForCausalLM.ForwardResult next = null;
+            if (showDrafts) {
+                List<Long> ext = new ArrayList<>(seq);
+                ext.add(token);
+                List<Long> stepDrafts = new ArrayList<>();
+                for (int d = 1; d <= depths; d++) {
+                    // ext has length n + d here
+                    NemotronV3ForCausalLM.ForwardResult r = model.forward(ids(ext));
+                    if (d == 1) {
+                        next = r; // = the forward over the next step's sequence seq ++ [token]
+                    }
+                    long draft = argmax(r.mtpLogits().get(d - 1), n - 1);
+                    stepDrafts.add(draft);
+                    ext.add(draft);
+                }
+                drafts.add(stepDrafts);
+            }
+            seq.add(token);
+            generated.add(token);
+            if (stopAtEos && config.getEosTokenIds() != null && config.getEosTokenIds().contains((int) token)) {
+                break;
+            }
+            if (step + 1 < maxNewTokens) {
+                current = next != null ? next : model.forward(ids(seq));
+            }
+        }
+
+        ObjectNode out = Json.object();
+        ArrayNode prompt = out.putArray("prompt");
+        promptIds.forEach(prompt::add);
+        ArrayNode gen = out.putArray("generated");
+        generated.forEach(gen::add);
+        if (showDrafts) {
+            ArrayNode all = out.putArray("drafts");
+            for (List<Long> stepDrafts : drafts) {
+                ArrayNode a = all.addArray();
+                stepDrafts.forEach(a::add);
+            }
+        }
+        cl.getOut().println(Json.write(out));
+        cl.getOut().flush();
+        return 0;
+    }
+
+    private static INDArray ids(List<Long> tokens) {
+        long[][] row = new long[1][tokens.size()];
+        for (int i = 0; i < tokens.size(); i++) {
+            row[0][i] = tokens.get(i);
+        }
+        return Nd4j.createFromArray(row);
+    }
+
+    /** argmax over the vocabulary of logits [1, T, V] at position t (the first maximum on ties). */
+    static long argmax(INDArray logits, int t) {
+        double[] row = logits.get(NDArrayIndex.point(0), NDArrayIndex.point(t), NDArrayIndex.all())
+                .castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE).toDoubleVector();
+        int best = 0;
+        for (int v = 1; v < row.length; v++) {
+            if (row[v] > row[best]) {
+                best = v;
+            }
+        }
+        return best;
+    }
+}

@@ -1,0 +1,157 @@
+package org.dl4jmtp.examples.train;
+
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.MtpLossNormalization;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.UserException;
+import org.dl4jmtp.examples.data.ByteTokenizer;
+import org.dl4jmtp.examples.data.Corpus;
+import org.dl4jmtp.examples.data.CorpusUnavailableException;
+import org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer;
+import org.dl4jmtp.examples.data.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code train}: trains a NemotronV3 model with MTP heads on real text (default: the Jargon File from Debian's
+ * {@code jargon-text} package) and writes metrics, a chart, DL4J checkpoints and an HF export into the run directory.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = "Train a NemotronV3 + MTP model on text (byte tokenizer by default).")
+public final class TrainCommand implements Callable<Integer> {
+
+    @Option(names = "--preset", defaultValue = "tiny", description = "Model preset: tiny (default) or small.")
+    String preset;
+
+    @Option(names = "--config", paramLabel = "config.json", description = "An HF config.json instead of a preset.")
+    Path config;
+
+    @Option(names = "--corpus", paramLabel = "PATH",
+            description = "A UTF-8 text file or a folder of .txt files (default: the Jargon File, cached in --data-dir).")
+    Path corpus;
+
+    @Option(names = "--data-dir", defaultValue = "data", description = "Cache for the default corpus (default: data).")
+    Path dataDir;
+
+    @Option(names = "--tokenizer", paramLabel = "tokenizer.json",
+            description = "A HuggingFace tokenizer.json (default: bytes, vocabulary 256).")
+    Path tokenizerJson;
+
+    @Option(names = "--out", defaultValue = "runs/tiny", description = "Run directory (default: runs/tiny).")
+    Path out;
+
+    @Option(names = "--resume", paramLabel = "DIR", description = "Continue the run in DIR from its last checkpoint.")
+    Path resume;
+
+    @Option(names = "--mtp-depths", description = "MTP depths D (default: the config's num_nextn_predict_layers).")
+    Integer mtpDepths;
+
+    @Option(names = "--mtp-repeated", description = "One weight-tied MTP depth applied D times.")
+    boolean mtpRepeated;
+
+    @Option(names = "--mtp-lambda", defaultValue = "0.1", description = "MTP loss weight λ (default: 0.1).")
+    double mtpLambda;
+
+    @Option(names = "--mtp-norm", defaultValue = "main",
+            description = "MTP loss normalisation: main (NeMo Automodel, default) or depth (Megatron).")
+    String mtpNorm;
+
+    @Option(names = "--steps", defaultValue = "300") int steps;
+    @Option(names = "--batch-size", defaultValue = "8") int batchSize;
+    @Option(names = "--seq-len", defaultValue = "128") int seqLen;
+    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate (Adam).") double lr;
+    @Option(names = "--warmup", defaultValue = "30", description = "Warm-up steps.") int warmup;
+    @Option(names = "--min-lr-ratio", defaultValue = "0.1", description = "Final LR / peak LR (cosine).") double minLrRatio;
+    @Option(names = "--clip", defaultValue = "1.0", description = "Per-layer gradient L2 clip (0 = off).") double clip;
+    @Option(names = "--seed", defaultValue = "42") long seed;
+    @Option(names = "--eval-every", defaultValue = "50") int evalEvery;
+    @Option(names = "--eval-batches", defaultValue = "8") int evalBatches;
+    @Option(names = "--checkpoint-every", defaultValue = "100") int checkpointEvery;
+    @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
+    @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
+    @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
+
+    @Override
+    public Integer call() throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        PrintStream log = System.out;
+        Tokenizer tokenizer = tokenizerJson != null ? new HuggingFaceJsonTokenizer(tokenizerJson) : new ByteTokenizer();
+        Corpus text = loadCorpus();
+        Trainer.Result result;
+        CorpusTrainingData data;
+        if (resume != null) {
+            Trainer trainer = new Trainer(resume, log);
+            Trainer.RunFile run = trainer.readRunFile();
+            data = new CorpusTrainingData(text, tokenizer, validationFraction, run.options());
+            result = reportingDivergence(trainer, () -> trainer.resume(data));
+        } else {
+            NemotronV3Config model = config != null ? NemotronV3Config.fromJson(config) : Presets.byName(preset);
+            if (model.getVocabSize() < tokenizer.vocabSize()) {
+                throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
+                        + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
+            }
+            MtpConfig mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
+            mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
+            TrainOptions options = new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed,
+                    evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dtype.toUpperCase(Locale.ROOT));
+            Trainer trainer = new Trainer(out, log);
+            data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
+            result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
+        }
+        printSummary(log, result, data);
+        return 0;
+    }
+
+    private Corpus loadCorpus() {
+        if (corpus != null) {
+            return Corpus.fromPath(corpus);
+        }
+        try {
+            return Corpus.jargonFile(dataDir);
+        } catch (CorpusUnavailableException e) {
+            throw new UserException(e.getMessage(), e);
+        }
+    }
+
+    private interface Run {
+        Trainer.Result run() throws IOException;
+    }
+
+    private static Trainer.Result reportingDivergence(Trainer trainer, Run run) throws IOException {
+        try {
+            return run.run();
+        } catch (Trainer.TrainingDivergedException e) {
+            throw new UserException(e.getMessage(), e);
+        }
+    }
+
+    private void printSummary(PrintStream log, Trainer.Result result, CorpusTrainingData data) throws IOException {
+        Path dir = resume != null ? resume : out;
+        log.println();
+        log.printf(Locale.ROOT, "%s at step %d after %.0f s (%.0f training tokens/s)%n",
+                result.interrupted() ? "Interrupted" : "Finished", result.lastStep(), result.seconds(), result.tokensPerSecond());
+        ValidationReport v = result.lastValidation();
+        if (v != null) {
+            log.printf(Locale.ROOT, "validation: main loss %.4f nats/token (perplexity %.2f) vs unigram entropy %.4f%n",
+                    v.mainLoss(), v.perplexity(), data.unigramEntropyNats());
+            for (int d = 1; d < v.lossPerToken().length; d++) {
+                log.printf(Locale.ROOT, "  MTP depth %d: loss %.4f, top-1 accuracy %.3f vs labels, %.3f vs main head%n",
+                        d, v.lossPerToken()[d], v.accuracyVsLabels()[d], v.accuracyVsMain()[d]);
+            }
+            log.printf(Locale.ROOT, "  simulated acceptance length %.3f tokens per verification step%n", v.simulatedAcceptLength());
+        }
+        log.println("outputs in " + dir.toAbsolutePath() + ":");
+        log.println("  metrics.jsonl, metrics.png, run.json");
+        log.println("  checkpoints/ (latest " + (result.lastCheckpoint() != null ? result.lastCheckpoint().getFileName() : "none") + ")");
+        if (result.hfExport() != null && Files.isDirectory(result.hfExport())) {
+            log.println("  hf/ (config.json + model.safetensors)");
+        }
+    }
+}

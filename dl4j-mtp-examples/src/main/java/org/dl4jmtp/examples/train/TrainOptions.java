@@ -1,0 +1,37 @@
+package org.dl4jmtp.examples.train;
+
+/**
+ * Training settings of one run (saved in the run directory so that {@code --resume} continues with the same ones).
+ *
+ * @param steps            optimizer steps in total
+ * @param batchSize        sequences per batch
+ * @param seqLen           tokens per sequence (T)
+ * @param learningRate     peak Adam learning rate
+ * @param warmupSteps      linear warm-up steps
+ * @param minLrRatio       final learning rate as a fraction of the peak (cosine decay)
+ * @param gradientClip     L2 norm threshold per layer (DL4J ClipL2PerLayer); 0 disables clipping
+ * @param seed             initialisation and data seed
+ * @param evalEvery        validation every N steps (and at the end)
+ * @param evalBatches      at most this many validation batches
+ * @param checkpointEvery  DL4J checkpoint every N steps (and at the end)
+ * @param keepCheckpoints  checkpoints kept on disk
+ * @param dataType         FLOAT or DOUBLE
+ */
+public record TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps,
+                           double minLrRatio, double gradientClip, long seed, int evalEvery, int evalBatches,
+                           int checkpointEvery, int keepCheckpoints, String dataType) {
+
+    public TrainOptions {
+        if (steps <= 0 || batchSize <= 0 || seqLen <= 1) {
+            throw new IllegalArgumentException("steps, batch size must be > 0 and sequence length > 1, got "
+                    + steps + ", " + batchSize + ", " + seqLen);
+        }
+        if (evalEvery <= 0 || checkpointEvery <= 0 || keepCheckpoints <= 0 || evalBatches <= 0) {
+            throw new IllegalArgumentException("eval-every, eval-batches, checkpoint-every and keep-checkpoints must be > 0");
+        }
+    }
+
+    public org.nd4j.linalg.api.buffer.DataType nd4jDataType() {
+        return org.nd4j.linalg.api.buffer.DataType.valueOf(dataType.toUpperCase(java.util.Locale.ROOT));
+    }
+}

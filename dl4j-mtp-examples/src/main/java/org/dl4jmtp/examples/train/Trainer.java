@@ -1,0 +1,242 @@
+package org.dl4jmtp.examples.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import org.deeplearning4j.nn.conf.GradientNormalization;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.model.GraphNames;
+import org.dl4jmtp.model.NemotronV3ForCausalLM;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;
+import org.nd4j.linalg.learning.config.Adam;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The training loop of the {@code train} command: Adam with warm-up and cosine decay, per-layer gradient clipping,
+ * progress bar, {@code metrics.jsonl} and {@code metrics.png}, validation with MTP acceptance metrics, DL4J checkpoints
+ * (resumable: same data order, schedule and step count), a stop with a clear message on a NaN/infinite loss (the last
+ * good checkpoint is kept), a checkpoint on Ctrl-C, and a final HF export ({@code hf/config.json},
+ * {@code hf/model.safetensors}).
+ *
+ * <p>Run directory layout: {@code run.json} (model and training settings), {@code metrics.jsonl}, {@code metrics.png},
+ * {@code checkpoints/step-NNNNNN.zip}, {@code hf/}.
+ */
+public final class Trainer {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    static final String RUN_FILE = "run.json";
+
+    private final Path runDir;
+    private final PrintStream log;
+    private final List<TrainingListener> extraListeners = new ArrayList<>();
+    private volatile boolean stopRequested;
+
+    public Trainer(Path runDir, PrintStream log) {
+        this.runDir = runDir;
+        this.log = log;
+    }
+
+    /** Extra DL4J listeners (e.g. the training UI's StatsListener). */
+    public Trainer addListener(TrainingListener listener) {
+        extraListeners.add(listener);
+        return this;
+    }
+
+    /** Asks the loop to checkpoint and stop after the current step. */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /** The outcome of a run. */
+    public record Result(long lastStep, ValidationReport lastValidation, Path lastCheckpoint, Path hfExport,
+                         double seconds, double tokensPerSecond, boolean interrupted) {
+    }
+
+    /** Starts a new run in the run directory. */
+    public Result train(NemotronV3Config config, MtpConfig mtp, TrainOptions options, TrainingData data) throws IOException {
+        Files.createDirectories(runDir);
+        writeRunFile(config, mtp, options);
+        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)
+                .dataType(options.nd4jDataType())
+                .seed(options.seed())
+                .updater(new Adam(schedule(options)))
+                .gradientNormalization(options.gradientClip() > 0 ? GradientNormalization.ClipL2PerLayer
+                        : GradientNormalization.None, options.gradientClip() > 0 ? options.gradientClip() : 1.0)
+                .build();
+        return loop(NemotronV3ForCausalLM.of(config, mtp, graph), options, data, 0, false);
+    }
+
+    /** Continues the run in the run directory from its newest checkpoint. */
+    public Result resume(TrainingData data) throws IOException {
+        RunFile run = readRunFile();
+        CheckpointStore store = new CheckpointStore(runDir, run.options().keepCheckpoints());
+        Path checkpoint = store.latest().orElseThrow(() -> new IllegalStateException(
+                "No checkpoint to resume from in " + store.directory() + " (a run writes one every --checkpoint-every steps)"));
+        long step = CheckpointStore.stepOf(checkpoint);
+        log.println("Resuming " + runDir + " from " + checkpoint.getFileName() + " (step " + step + ")");
+        ComputationGraph graph = CheckpointStore.restore(checkpoint);
+        return loop(NemotronV3ForCausalLM.of(run.config(), run.mtp(), graph), run.options(), data, step, true);
+    }
+
+    /** The settings a run directory was started with. */
+    public RunFile readRunFile() throws IOException {
+        Path file = runDir.resolve(RUN_FILE);
+        if (!Files.exists(file)) {
+            throw new IllegalStateException("Not a training run directory (no " + RUN_FILE + "): " + runDir);
+        }
+        ObjectNode node = (ObjectNode) JSON.readTree(file.toFile());
+        NemotronV3Config config = NemotronV3Config.fromJsonString(node.get("config").toString());
+        MtpConfig mtp = JSON.treeToValue(node.get("mtp"), MtpSettings.class).toConfig();
+        TrainOptions options = JSON.treeToValue(node.get("training"), TrainOptions.class);
+        return new RunFile(config, mtp, options);
+    }
+
+    /** Contents of {@code run.json}. */
+    public record RunFile(NemotronV3Config config, MtpConfig mtp, TrainOptions options) {
+    }
+
+    /** The MTP training settings as stored in {@code run.json}. */
+    record MtpSettings(int numLayers, String layerPattern, double lossScalingFactor, boolean useRepeatedLayer,
+                       String lossNormalization) {
+        static MtpSettings of(MtpConfig mtp) {
+            return new MtpSettings(mtp.getNumLayers(), mtp.getLayerPattern(), mtp.getLossScalingFactor(),
+                    mtp.isUseRepeatedLayer(), mtp.getLossNormalization().name());
+        }
+
+        MtpConfig toConfig() {
+            return MtpConfig.builder().numLayers(numLayers).layerPattern(layerPattern)
+                    .lossScalingFactor(lossScalingFactor).useRepeatedLayer(useRepeatedLayer)
+                    .lossNormalization(org.dl4jmtp.config.MtpLossNormalization.valueOf(lossNormalization)).build();
+        }
+    }
+
+    private void writeRunFile(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
+        ObjectNode node = JSON.createObjectNode();
+        node.set("config", JSON.readTree(config.toJson()));
+        node.set("mtp", JSON.valueToTree(MtpSettings.of(mtp)));
+        node.set("training", JSON.valueToTree(options));
+        Path target = runDir.resolve(RUN_FILE);
+        Path temp = Files.createTempFile(runDir, ".run-", ".tmp");
+        Files.writeString(temp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
+        Files.move(temp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private Result loop(NemotronV3ForCausalLM model, TrainOptions options, TrainingData data, long startStep,
+                        boolean resumed) throws IOException {
+        ComputationGraph graph = model.graph();
+        graph.setListeners(extraListeners);
+        CheckpointStore checkpoints = new CheckpointStore(runDir, options.keepCheckpoints());
+        Validator validator = new Validator(model);
+        MultiDataSetIterator batches = data.training(startStep);
+        long tokensPerStep = (long) options.batchSize() * options.seqLen();
+        long step = startStep;
+        Path lastCheckpoint = checkpoints.latest().orElse(null);
+        ValidationReport lastValidation = null;
+        WarmupCosineSchedule schedule = schedule(options);
+        double trainSeconds = 0;
+        long trainTokens = 0;
+        long start = System.nanoTime();
+        CountDownLatch stopped = new CountDownLatch(1);
+        Thread onInterrupt = new Thread(() -> {
+            requestStop();
+            try {
+                stopped.await(120, TimeUnit.SECONDS);   // let the loop write its checkpoint before the JVM exits
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+        }, "dl4j-mtp-sigint-checkpoint");
+        Runtime.getRuntime().addShutdownHook(onInterrupt);
+        log.println((resumed ? "Continuing" : "Training") + " " + graph.numParams() + " parameters; " + data.describe());
+        try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), resumed);
+             ProgressBar bar = new ProgressBarBuilder().setTaskName("train").setInitialMax(options.steps())
+                     .setStyle(ProgressBarStyle.ASCII).setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(log))
+                     .setUpdateIntervalMillis(500).startsFrom(startStep, java.time.Duration.ZERO).build()) {
+            while (step < options.steps() && !stopRequested) {
+                MultiDataSet batch = batches.next();
+                long t0 = System.nanoTime();
+                graph.fit(batch);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                step++;
+                trainSeconds += seconds;
+                trainTokens += tokensPerStep;
+                MtpLossReport losses = ((MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD)).lastReport();
+                double score = graph.score();
+                if (!Double.isFinite(score) || losses == null || !Double.isFinite(losses.totalLoss())) {
+                    throw new TrainingDivergedException("Loss is " + score + " at step " + step
+                            + "; training stopped. The last good checkpoint is "
+                            + (lastCheckpoint != null ? lastCheckpoint : "(none written yet)")
+                            + ". Lower --lr or raise --warmup, then --resume from it.");
+                }
+                double lr = schedule.valueAt((int) step - 1, 0);   // DL4J's iteration count during update `step`
+                ObjectNode row = MetricsLog.trainRow(step, lr, losses, tokensPerStep / seconds,
+                        (System.nanoTime() - start) / 1e9);
+                bar.stepTo(step);
+                bar.setExtraMessage(progressMessage(losses, tokensPerStep / seconds));
+                boolean last = step == options.steps() || stopRequested;
+                if (step % options.evalEvery() == 0 || last) {
+                    lastValidation = validator.evaluate(data.validation());
+                    MetricsLog.addValidation(row, lastValidation);
+                }
+                metrics.write(row);
+                if (step % options.checkpointEvery() == 0 || last) {
+                    lastCheckpoint = checkpoints.save(graph, step);
+                }
+            }
+            if (stopRequested && (lastCheckpoint == null || CheckpointStore.stepOf(lastCheckpoint) != step)) {
+                lastCheckpoint = checkpoints.save(graph, step);
+            }
+            MetricsChart.write(metrics.rows(), runDir.resolve("metrics.png"));
+        } finally {
+            stopped.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(onInterrupt);
+            } catch (IllegalStateException shuttingDown) {
+                // the JVM is exiting because of Ctrl-C: the hook is waiting for us, nothing to remove
+            }
+        }
+        Path hf = null;
+        boolean interrupted = stopRequested && step < options.steps();
+        if (!interrupted) {
+            hf = runDir.resolve("hf");
+            model.save(hf, true);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        return new Result(step, lastValidation, lastCheckpoint, hf, seconds,
+                trainSeconds > 0 ? trainTokens / trainSeconds : 0, interrupted);
+    }
+
+    private static WarmupCosineSchedule schedule(TrainOptions options) {
+        return new WarmupCosineSchedule(options.learningRate(), options.warmupSteps(), options.steps(), options.minLrRatio());
+    }
+
+    private static String progressMessage(MtpLossReport losses, double tokensPerSecond) {
+        StringBuilder s = new StringBuilder(String.format("loss %.3f main %.3f", losses.totalLoss(), losses.mainLoss()));
+        for (int d = 1; d <= losses.depths(); d++) {
+            s.append(String.format(" d%d %.3f", d, losses.depthLosses()[d]));
+        }
+        return s.append(String.format(" %.0f tok/s", tokensPerSecond)).toString();
+    }
+
+    /** A NaN or infinite loss: training cannot continue from this state. */
+    public static final class TrainingDivergedException extends RuntimeException {
+        public TrainingDivergedException(String message) {
+            super(message);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+package org.dl4jmtp.examples.train;
+
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.MtpLossNormalization;
+import org.dl4jmtp.layers.MoeMixer;
+import org.dl4jmtp.layers.NemotronV3Block;
+import org.dl4jmtp.losses.MtpLossEvaluator;
+import org.dl4jmtp.losses.MtpLossLayer;
+import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.model.GraphNames;
+import org.dl4jmtp.model.NemotronV3ForCausalLM;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Validation of a model with MTP heads: per-depth loss (the loss layer's own definition), teacher-forced top-1
+ * accuracy against the labels and against the main head's greedy prediction, the simulated acceptance length that
+ * follows (NeMo Automodel's {@code simulated_accept_length} idea: joint prefix hits of the drafts, no decoder needed),
+ * and the expert load of every backbone MoE layer.
+ */
+public final class Validator {
+
+    private final NemotronV3ForCausalLM model;
+    private final MtpLossEvaluator lossEvaluator;
+    private final MtpLossLayer lossSettings;
+
+    public Validator(NemotronV3ForCausalLM model) {
+        this.model = model;
+        ComputationGraph graph = model.graph();
+        this.lossSettings = (MtpLossLayer) graph.getLayer(GraphNames.LM_HEAD).conf().getLayer();
+        this.lossEvaluator = new MtpLossEvaluator(lossSettings, graph.getConfiguration().getDataType());
+    }
+
+    public ValidationReport evaluate(MultiDataSetIterator batches) {
+        int depths = lossSettings.getDepths();
+        double[] ceSum = new double[depths + 1];
+        long[] targetCount = new long[depths + 1];
+        long[] labelHits = new long[depths + 1];
+        long[] mainHits = new long[depths + 1];
+        long[] mainValid = new long[depths + 1];
+        long[] jointHits = new long[depths + 1];
+        long[] jointValid = new long[depths + 1];
+        Map<String, long[]> expertCounts = new LinkedHashMap<>();
+        long tokens = 0;
+        ComputationGraph graph = model.graph();
+        INDArray weight = model.headWeight();
+        int h = model.config().getHiddenSize();
+
+        batches.reset();
+        while (batches.hasNext()) {
+            MultiDataSet batch = batches.next();
+            INDArray features = batch.getFeatures(0);
+            INDArray labels = batch.getLabels(0);
+            Map<String, INDArray> acts = graph.feedForward(new INDArray[]{features}, false, false);
+            INDArray headInput = acts.get(depths > 0 ? GraphNames.LM_HEAD_INPUT : GraphNames.NORM_F);
+
+            MtpLossReport report = lossEvaluator.evaluate(headInput, labels, weight);
+            for (int d = 0; d <= depths; d++) {
+                long denominator = d == 0 || lossSettings.getNormalization() == MtpLossNormalization.MAIN_LABEL_COUNT
+                        ? report.labelCounts()[0] : report.labelCounts()[d];
+                ceSum[d] += report.depthLosses()[d] * Math.max(denominator, 1);
+                targetCount[d] += report.labelCounts()[d];
+            }
+
+            long b = features.size(0);
+            int t = (int) features.size(2);
+            long[][][] predictions = new long[depths + 1][][];
+            for (int d = 0; d <= depths; d++) {
+                INDArray hidden = headInput.get(NDArrayIndex.all(), NDArrayIndex.interval((long) d * h, (long) (d + 1) * h),
+                        NDArrayIndex.all()).permute(0, 2, 1).dup('c').reshape(b * t, h);
+                INDArray argmax = Nd4j.argMax(hidden.mmul(weight.transpose()), 1);
+                predictions[d] = toRows(argmax, b, t);
+            }
+            long[][] lab = toRows(labels.get(NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all()), b, t);
+            long[][] doc = labels.size(1) > 1
+                    ? toRows(labels.get(NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all()), b, t) : null;
+            for (int row = 0; row < b; row++) {
+                for (int pos = 0; pos < t; pos++) {
+                    tokens++;
+                    boolean joint = true;
+                    for (int d = 0; d <= depths; d++) {
+                        int ahead = pos + d;
+                        boolean valid = ahead < t && lab[row][ahead] >= 0 && (doc == null || doc[row][ahead] == doc[row][pos]);
+                        if (!valid) {
+                            break;
+                        }
+                        if (predictions[d][row][pos] == lab[row][ahead]) {
+                            labelHits[d]++;
+                        }
+                        boolean agrees = predictions[d][row][pos] == predictions[0][row][ahead];
+                        mainValid[d]++;
+                        if (agrees) {
+                            mainHits[d]++;
+                        }
+                        joint &= agrees;
+                        jointValid[d]++;
+                        if (joint) {
+                            jointHits[d]++;
+                        }
+                    }
+                }
+            }
+            countExpertLoad(acts, expertCounts);
+        }
+
+        double[] loss = new double[depths + 1];
+        double[] accLabels = new double[depths + 1];
+        double[] accMain = new double[depths + 1];
+        double acceptLength = 1.0;
+        for (int d = 0; d <= depths; d++) {
+            loss[d] = ceSum[d] / Math.max(targetCount[d], 1);
+            accLabels[d] = labelHits[d] / (double) Math.max(targetCount[d], 1);
+            accMain[d] = mainHits[d] / (double) Math.max(mainValid[d], 1);
+            if (d > 0) {
+                acceptLength += jointHits[d] / (double) Math.max(jointValid[d], 1);
+            }
+        }
+        Map<String, double[]> load = new LinkedHashMap<>();
+        expertCounts.forEach((layer, counts) -> {
+            long total = 0;
+            for (long c : counts) {
+                total += c;
+            }
+            double[] fractions = new double[counts.length];
+            for (int e = 0; e < counts.length; e++) {
+                fractions[e] = counts[e] / (double) Math.max(total, 1);
+            }
+            load.put(layer, fractions);
+        });
+        return new ValidationReport(loss, accLabels, accMain, acceptLength, load, tokens);
+    }
+
+    /**
+     * Routes the input of every backbone MoE layer again (RMSNorm, sigmoid router, + correction bias, top-k) and
+     * counts the selections per expert. Plain ND4J on the recorded activations: the SameDiff layer does not expose its
+     * routing.
+     */
+    private void countExpertLoad(Map<String, INDArray> acts, Map<String, long[]> counts) {
+        List<BlockType> types = model.config().getLayerTypes();
+        int k = model.config().getNumExpertsPerTok();
+        double eps = model.config().getLayerNormEpsilon();
+        for (int i = 0; i < types.size(); i++) {
+            if (types.get(i) != BlockType.MOE) {
+                continue;
+            }
+            String layer = GraphNames.backboneLayer(i);
+            INDArray input = acts.get(i == 0 ? blockZeroInput(acts) : GraphNames.backboneLayer(i - 1));
+            INDArray rows = input.permute(0, 2, 1).dup('c').reshape(input.size(0) * input.size(2), input.size(1));
+            Map<String, INDArray> params = model.graph().getLayer(layer).paramTable();
+            INDArray rms = Transforms.sqrt(rows.mul(rows).mean(true, 1).addi(eps), false);
+            INDArray normed = rows.divColumnVector(rms).muliRowVector(params.get(NemotronV3Block.NORM));
+            INDArray scores = Transforms.sigmoid(normed.mmul(params.get("mixer." + MoeMixer.GATE).transpose()), false)
+                    .addiRowVector(params.get("mixer." + MoeMixer.CORRECTION_BIAS));
+            long[] layerCounts = counts.computeIfAbsent(layer, key -> new long[(int) scores.size(1)]);
+            double[][] s = scores.toDoubleMatrix();
+            for (double[] row : s) {
+                for (int round = 0; round < k; round++) {
+                    int best = 0;
+                    for (int e = 1; e < row.length; e++) {
+                        if (row[e] > row[best]) {
+                            best = e;
+                        }
+                    }
+                    layerCounts[best]++;
+                    row[best] = Double.NEGATIVE_INFINITY;
+                }
+            }
+        }
+    }
+
+    private static String blockZeroInput(Map<String, INDArray> acts) {
+        return acts.containsKey(GraphNames.embeddingPart(0)) ? GraphNames.embeddingPart(0) : GraphNames.EMBEDDINGS;
+    }
+
+    private static long[][] toRows(INDArray values, long b, int t) {
+        long[] flat = values.castTo(org.nd4j.linalg.api.buffer.DataType.LONG).dup('c').data().asLong();
+        long[][] rows = new long[(int) b][t];
+        for (int r = 0; r < b; r++) {
+            System.arraycopy(flat, r * t, rows[r], 0, t);
+        }
+        return rows;
+    }
+}

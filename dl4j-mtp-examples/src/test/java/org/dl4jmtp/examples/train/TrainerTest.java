@@ -1,0 +1,143 @@
+package org.dl4jmtp.examples.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.deeplearning4j.nn.api.Model;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.optimize.api.BaseTrainingListener;
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.data.ByteTokenizer;
+import org.dl4jmtp.examples.data.Corpus;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The trainer end to end on a synthetic corpus: learning, exact resume, NaN stop. Tiny model, seconds per run. */
+class TrainerTest {
+
+    private static final PrintStream QUIET = new PrintStream(new ByteArrayOutputStream());
+
+    /** Mamba2 + attention backbone, byte vocabulary, MTP "-" (cheap dense MLP sublayer). */
+    static NemotronV3Config microConfig() {
+        return NemotronV3Config.fromJsonString("{\"model_type\": \"nemotron_h\", \"vocab_size\": 256, \"hidden_size\": 32,"
+                + "\"hybrid_override_pattern\": \"M*\", \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
+                + "\"head_dim\": 16, \"mamba_num_heads\": 2, \"mamba_head_dim\": 16, \"ssm_state_size\": 8,"
+                + "\"n_groups\": 1, \"conv_kernel\": 4, \"chunk_size\": 16, \"intermediate_size\": 64,"
+                + "\"num_nextn_predict_layers\": 2, \"mtp_hybrid_override_pattern\": \"-\"}");
+    }
+
+    static TrainOptions options(int steps, int evalEvery, int checkpointEvery, String dtype) {
+        return new TrainOptions(steps, 8, 32, 1e-2, 5, 0.1, 1.0, 7, evalEvery, 4, checkpointEvery, 5, dtype);
+    }
+
+    @Test
+    void learnsTheSyntheticCorpusAndItsMtpDepthsBeatChance(@TempDir Path dir) throws Exception {
+        Corpus corpus = Corpus.synthetic(3, 4, 6000);
+        TrainOptions options = options(60, 30, 60, "FLOAT");
+        CorpusTrainingData data = new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options);
+        NemotronV3Config config = microConfig();
+        Trainer.Result result = new Trainer(dir, QUIET).train(config, MtpConfig.fromHf(config), options, data);
+
+        ValidationReport v = result.lastValidation();
+        double unigram = data.unigramEntropyNats();
+        assertTrue(v.mainLoss() < 0.75 * unigram, "validation loss " + v.mainLoss() + " vs unigram entropy " + unigram);
+        // chance for a depth-1 guess: always predicting the most frequent byte
+        double chance = mostFrequentTokenShare(corpus);
+        assertTrue(v.accuracyVsLabels()[1] > chance + 0.05, "MTP depth-1 accuracy " + v.accuracyVsLabels()[1] + " vs " + chance);
+        assertTrue(v.simulatedAcceptLength() > 1.0);
+        assertTrue(Files.exists(dir.resolve("metrics.png")));
+        assertTrue(Files.exists(dir.resolve("hf/model.safetensors")));
+        assertEquals(60, Files.readAllLines(dir.resolve("metrics.jsonl")).size());
+    }
+
+    @Test
+    void anInterruptedAndResumedRunFollowsTheSameTrajectoryExactlyInDouble(@TempDir Path base) throws Exception {
+        Corpus corpus = Corpus.synthetic(5, 3, 3000);
+        TrainOptions options = options(6, 3, 3, "DOUBLE");
+        NemotronV3Config config = microConfig();
+        MtpConfig mtp = MtpConfig.fromHf(config);
+
+        Path straight = base.resolve("straight");
+        new Trainer(straight, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+
+        Path interrupted = base.resolve("interrupted");
+        Trainer first = new Trainer(interrupted, QUIET);
+        first.addListener(new BaseTrainingListener() {
+            @Override
+            public void iterationDone(Model model, int iteration, int epoch) {
+                if (iteration == 2) {          // after the third update, as a Ctrl-C would
+                    first.requestStop();
+                }
+            }
+        });
+        Trainer.Result stopped = first.train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        assertTrue(stopped.interrupted());
+        assertEquals(3, stopped.lastStep());
+        new Trainer(interrupted, QUIET).resume(new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+
+        List<Double> expected = losses(straight);
+        List<Double> actual = losses(interrupted);
+        assertEquals(6, expected.size());
+        assertEquals(expected, actual, "loss trajectory of the resumed run");
+    }
+
+    @Test
+    void aNanLossStopsWithTheStepAndKeepsTheLastGoodCheckpoint(@TempDir Path dir) throws Exception {
+        Corpus corpus = Corpus.synthetic(9, 3, 3000);
+        TrainOptions options = options(10, 100, 3, "FLOAT");
+        NemotronV3Config config = microConfig();
+        Trainer trainer = new Trainer(dir, QUIET);
+        trainer.addListener(new BaseTrainingListener() {
+            @Override
+            public void iterationDone(Model model, int iteration, int epoch) {
+                if (iteration == 3) {          // corrupt the weights after update 4: the loss of step 5 is NaN
+                    ((ComputationGraph) model).getLayer("backbone.norm_f").getParam("weight").assign(Double.NaN);
+                }
+            }
+        });
+        Trainer.TrainingDivergedException e = assertThrows(Trainer.TrainingDivergedException.class, () ->
+                trainer.train(config, MtpConfig.fromHf(config), options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options)));
+        assertTrue(e.getMessage().contains("at step 5"), e.getMessage());
+        assertTrue(e.getMessage().contains("step-000003.zip"), e.getMessage());
+        ComputationGraph restored = CheckpointStore.restore(dir.resolve("checkpoints/step-000003.zip"));
+        assertTrue(Double.isFinite(restored.params().sumNumber().doubleValue()), "the last good checkpoint holds no NaN");
+        assertEquals(1, Files.list(dir.resolve("checkpoints")).count(), "no checkpoint written after the NaN");
+    }
+
+    private static List<Double> losses(Path run) throws Exception {
+        List<Double> out = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+            JsonNode row = json.readTree(line);
+            out.add(row.get("loss").asDouble());
+        }
+        return out;
+    }
+
+    private static double mostFrequentTokenShare(Corpus corpus) {
+        long[] counts = new long[256];
+        long total = 0;
+        for (Corpus.Document d : corpus.documents()) {
+            for (int id : new ByteTokenizer().encode(d.text())) {
+                counts[id]++;
+                total++;
+            }
+        }
+        long max = 0;
+        for (long c : counts) {
+            max = Math.max(max, c);
+        }
+        return max / (double) total;
+    }
+}

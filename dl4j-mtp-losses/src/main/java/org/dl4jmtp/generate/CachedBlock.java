@@ -1,0 +1,29 @@
+package org.dl4jmtp.generate;
+
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** One NemotronV3 block (spec §2), cached: {@code x + Mixer(RMSNorm(x))}. */
+final class CachedBlock {
+
+    private final ModelWeights weights;
+    private final CachedMixer mixer;
+    private final double eps;
+
+    /** @param weights the block's views ({@code backbone.layers.{i}.} or {@code mtp.layers.{g}.}) */
+    CachedBlock(BlockType type, NemotronV3Config config, ModelWeights weights) {
+        this.weights = weights;
+        this.mixer = CachedMixer.of(type, config, weights.under("mixer."));
+        this.eps = config.getLayerNormEpsilon();
+    }
+
+    LayerState newState() {
+        return mixer.newState();
+    }
+
+    /** @param x [n, H] the residual stream of n new tokens → [n, H] */
+    INDArray forward(INDArray x, LayerState state) {
+        return x.add(mixer.forward(RowOps.rmsNorm(x, weights.vector("norm.weight"), eps), state));
+    }
+}

@@ -1,0 +1,24 @@
+package org.dl4jmtp.generate;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** Dense relu² MLP (spec §3.3): {@code down(relu(up(x))²)}; no state. */
+final class CachedMlp implements CachedMixer {
+
+    private final ModelWeights weights;
+
+    CachedMlp(ModelWeights weights) {
+        this.weights = weights;
+    }
+
+    @Override
+    public LayerState newState() {
+        return LayerState.NONE;
+    }
+
+    @Override
+    public INDArray forward(INDArray normed, LayerState state) {
+        INDArray up = RowOps.linear(normed, weights.get("up_proj.weight"), weights.optionalVector("up_proj.bias"));
+        return RowOps.linear(RowOps.relu2(up), weights.get("down_proj.weight"), weights.optionalVector("down_proj.bias"));
+    }
+}

@@ -1,0 +1,108 @@
+package org.dl4jmtp.generate;
+
+import org.dl4jmtp.config.NemotronV3Config;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Mixture of experts (spec §3.4), sparse: sigmoid router, top-k on the biased scores (first index on ties, as the
+ * graph's repeated argmax), weights from the unbiased scores normalised when {@code norm_topk_prob} and times
+ * {@code routed_scaling_factor}; only the chosen experts run, each on the rows routed to it. Optional LatentMoE
+ * projections, plus the shared expert on the full input. No state.
+ */
+final class CachedMoe implements CachedMixer {
+
+    /** Added to the sum of the selected weights before normalising, as HF and the graph do. */
+    private static final double NORM_EPS = 1e-20;
+
+    private final NemotronV3Config config;
+    private final ModelWeights weights;
+
+    CachedMoe(NemotronV3Config config, ModelWeights weights) {
+        this.config = config;
+        this.weights = weights;
+    }
+
+    @Override
+    public LayerState newState() {
+        return LayerState.NONE;
+    }
+
+    @Override
+    public INDArray forward(INDArray normed, LayerState state) {
+        int n = (int) normed.size(0);
+        int experts = config.getNRoutedExperts();
+        INDArray scores = org.nd4j.linalg.ops.transforms.Transforms.sigmoid(
+                RowOps.linear(normed, weights.get("gate.weight"), null), false);                 // [n, E]
+        double[][] selection = scores.addRowVector(weights.vector("gate.e_score_correction_bias")).toDoubleMatrix();
+        double[][] unbiased = scores.toDoubleMatrix();
+
+        // routing[e] = the rows sent to expert e with their weights
+        List<List<double[]>> routing = new ArrayList<>();
+        for (int e = 0; e < experts; e++) {
+            routing.add(new ArrayList<>());
+        }
+        for (int r = 0; r < n; r++) {
+            int[] chosen = topK(selection[r], config.getNumExpertsPerTok());
+            double[] w = new double[chosen.length];
+            double sum = 0;
+            for (int i = 0; i < chosen.length; i++) {
+                w[i] = unbiased[r][chosen[i]];
+                sum += w[i];
+            }
+            for (int i = 0; i < chosen.length; i++) {
+                double weight = config.isNormTopkProb() ? w[i] / (sum + NORM_EPS) : w[i];
+                routing.get(chosen[i]).add(new double[]{r, weight * config.getRoutedScalingFactor()});
+            }
+        }
+
+        INDArray expertInput = config.hasLatentMoe()
+                ? RowOps.linear(normed, weights.get("fc1_latent_proj.weight"), null) : normed;
+        INDArray routed = Nd4j.zeros(normed.dataType(), n, expertInput.size(1));
+        for (int e = 0; e < experts; e++) {
+            if (!routing.get(e).isEmpty()) {
+                routed.addi(expert(e, expertInput, routing.get(e), n));
+            }
+        }
+        if (config.hasLatentMoe()) {
+            routed = RowOps.linear(routed, weights.get("fc2_latent_proj.weight"), null);
+        }
+        INDArray shared = RowOps.linear(RowOps.relu2(RowOps.linear(normed, weights.get("shared_experts.up_proj.weight"),
+                null)), weights.get("shared_experts.down_proj.weight"), null);
+        return routed.addi(shared);
+    }
+
+    /** Expert e on its rows, weighted and scattered back to [n, d_e] (zero rows elsewhere). */
+    private INDArray expert(int e, INDArray input, List<double[]> rowsAndWeights, int n) {
+        int m = rowsAndWeights.size();
+        int[] rows = new int[m];
+        INDArray scatter = Nd4j.zeros(input.dataType(), n, m);                                  // [n, m] weights
+        for (int i = 0; i < m; i++) {
+            rows[i] = (int) rowsAndWeights.get(i)[0];
+            scatter.putScalar(rows[i], i, rowsAndWeights.get(i)[1]);
+        }
+        INDArray up = RowOps.linear(input.getRows(rows), weights.get("experts." + e + ".up_proj.weight"), null);
+        INDArray out = RowOps.linear(RowOps.relu2(up), weights.get("experts." + e + ".down_proj.weight"), null);
+        return scatter.mmul(out);
+    }
+
+    /** Indices of the k largest entries, each round taking the first maximum among those left. */
+    static int[] topK(double[] values, int k) {
+        boolean[] taken = new boolean[values.length];
+        int[] out = new int[k];
+        for (int round = 0; round < k; round++) {
+            int best = -1;
+            for (int i = 0; i < values.length; i++) {
+                if (!taken[i] && (best < 0 || values[i] > values[best])) {
+                    best = i;
+                }
+            }
+            taken[best] = true;
+            out[round] = best;
+        }
+        return out;
+    }
+}

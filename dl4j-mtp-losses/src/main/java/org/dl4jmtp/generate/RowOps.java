@@ -1,0 +1,94 @@
+package org.dl4jmtp.generate;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * The few ND4J operations of the cached path, on row matrices [n, features] (one row per token) in the graph's data
+ * type. Each mirrors the SameDiff op of the layer it replaces (same order of operations where it matters).
+ */
+final class RowOps {
+
+    private RowOps() {
+    }
+
+    /** {@code x·Wᵀ (+ b)} with an nn.Linear weight [out, in]; {@code bias} may be null. */
+    static INDArray linear(INDArray x, INDArray weight, INDArray bias) {
+        INDArray y = x.mmul(weight.transpose());
+        return bias == null ? y : y.addiRowVector(bias);
+    }
+
+    /** {@code x / sqrt(mean(x²) + eps)} over the last axis of a rank-2 or rank-3 array. */
+    static INDArray normalizeRms(INDArray x, double eps) {
+        int last = x.rank() - 1;
+        INDArray meanSquare = x.mul(x).mean(true, last);
+        return x.mul(Transforms.pow(meanSquare.addi(eps), -0.5, false));
+    }
+
+    /** RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H]. */
+    static INDArray rmsNorm(INDArray x, INDArray weight, double eps) {
+        return normalizeRms(x, eps).muliRowVector(weight);
+    }
+
+    /** SiLU {@code x·sigmoid(x)}. */
+    static INDArray silu(INDArray x) {
+        return x.mul(Transforms.sigmoid(x, true));
+    }
+
+    /** relu² {@code relu(x)²}. */
+    static INDArray relu2(INDArray x) {
+        INDArray r = Transforms.relu(x, true);
+        return r.muli(r);
+    }
+
+    /** Softmax over the last axis (max-subtracted, as libnd4j's softmax). */
+    static INDArray softmaxLastAxis(INDArray scores) {
+        int last = scores.rank() - 1;
+        INDArray e = Transforms.exp(scores.sub(scores.max(true, last)), false);
+        return e.divi(e.sum(true, last));
+    }
+
+    /** Columns {@code [from, to)} of a matrix, as a view. */
+    static INDArray columns(INDArray x, long from, long to) {
+        return x.get(NDArrayIndex.all(), NDArrayIndex.interval(from, to));
+    }
+
+    /** Rows {@code [from, to)} of a matrix, as a view. */
+    static INDArray rows(INDArray x, long from, long to) {
+        return x.get(NDArrayIndex.interval(from, to), NDArrayIndex.all());
+    }
+
+    /** Entries {@code [from, to)} along axis 0 of a rank-3 array, as a view. */
+    static INDArray rows3(INDArray x, long from, long to) {
+        return x.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all());
+    }
+
+    /** Index of the largest entry of a vector; the first one on ties (as torch.argmax). */
+    static int argmax(INDArray vector) {
+        double[] v = vector.toDoubleVector();
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** Greedy token of every row of logits [n, V]. */
+    static int[] argmaxRows(INDArray logits) {
+        double[][] rows = logits.toDoubleMatrix();
+        int[] out = new int[rows.length];
+        for (int r = 0; r < rows.length; r++) {
+            int best = 0;
+            for (int i = 1; i < rows[r].length; i++) {
+                if (rows[r][i] > rows[r][best]) {
+                    best = i;
+                }
+            }
+            out[r] = best;
+        }
+        return out;
+    }
+}
