@@ -108,9 +108,10 @@ final class CheckpointSupport {
                 }
                 e.getValue().assign(value);
             }
-            err.println("note: using " + mtp.numPhysicalDepths() + " of the checkpoint's " + stored
-                    + " physical MTP depths (mtp.layers.0.." + (mtp.totalSublayers() - 1) + ")"
-                    + (mtp.numPhysicalDepths() == 0 ? "" : "; the others are ignored"));
+            err.println(mtp.numPhysicalDepths() == 0
+                    ? "note: MTP is off: the checkpoint's " + stored + " physical MTP depths are ignored"
+                    : "note: using " + mtp.numPhysicalDepths() + " of the checkpoint's " + stored
+                    + " physical MTP depths (mtp.layers.0.." + (mtp.totalSublayers() - 1) + "); the others are ignored");
             err.flush();
             return model;
         } catch (IllegalArgumentException e) {

@@ -27,7 +27,8 @@ import java.nio.file.NoSuchFileException;
         versionProvider = Dl4jMtpCli.Version.class,
         description = "NemotronV3 hybrid models with Multi-Token Prediction on Deeplearning4j.",
         subcommands = {InfoCommand.class, EvalCommand.class, GenerateCommand.class,
-                org.dl4jmtp.examples.train.TrainCommand.class, CommandLine.HelpCommand.class})
+                org.dl4jmtp.examples.train.TrainCommand.class, org.dl4jmtp.examples.ui.UiCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Dl4jMtpCli implements Runnable {
 
     @Spec
@@ -35,7 +36,8 @@ public final class Dl4jMtpCli implements Runnable {
 
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "Missing required subcommand (info, eval or generate)");
+        throw new ParameterException(spec.commandLine(), "Missing required subcommand ("
+                + String.join(", ", spec.subcommands().keySet()) + ")");
     }
 
     /** The configured command line: case-insensitive enum values and clean error reporting. */

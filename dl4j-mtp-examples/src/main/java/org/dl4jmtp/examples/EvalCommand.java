@@ -50,6 +50,9 @@ final class EvalCommand implements Callable<Integer> {
     @Mixin
     MtpOptions mtpOptions = new MtpOptions();
 
+    @Mixin
+    RuntimeOptions runtime = new RuntimeOptions();
+
     @Option(names = "--mtp-lambda", paramLabel = "X",
             description = "MTP loss scaling factor lambda (default: ${DEFAULT-VALUE}).",
             defaultValue = "" + MtpConfig.DEFAULT_LOSS_SCALING_FACTOR)
@@ -76,6 +79,7 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         CommandLine cl = spec.commandLine();
+        runtime.apply(cl);
         if (mtpOptions.depths != null && mtpOptions.depths < 0) {
             throw new ParameterException(cl, "--mtp-depths must be >= 0, got " + mtpOptions.depths);
         }

@@ -59,6 +59,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     MtpOptions mtpOptions = new MtpOptions();
 
+    @Mixin
+    RuntimeOptions runtime = new RuntimeOptions();
+
     @Option(names = "--dtype", paramLabel = "float|double", defaultValue = "float",
             description = "Precision: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     Precision dtype;
@@ -66,6 +69,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         CommandLine cl = spec.commandLine();
+        runtime.apply(cl);
         if (maxNewTokens < 0) {
             throw new ParameterException(cl, "--max-new-tokens must be >= 0, got " + maxNewTokens);
         }
@@ -88,9 +92,11 @@ final class GenerateCommand implements Callable<Integer> {
         MtpConfig mtp = CheckpointSupport.mtpConfig(config, mtpOptions, null, null);
         int depths = mtp.enabled() ? mtp.getNumLayers() : 0;
         if (showDrafts && depths == 0) {
-            throw new UserException("--show-drafts needs MTP depths, but the model has none (num_nextn_predict_layers"
-                    + " of " + checkpoint.resolve(CheckpointSupport.CONFIG_FILE) + " is "
-                    + config.getNumNextnPredictLayers() + "; set --mtp-depths)");
+            throw new UserException("--show-drafts needs MTP depths, but MTP is off: "
+                    + (mtpOptions.depths != null ? "--mtp-depths is 0"
+                    : "num_nextn_predict_layers of " + checkpoint.resolve(CheckpointSupport.CONFIG_FILE) + " is "
+                    + config.getNumNextnPredictLayers() + " (set --mtp-depths, with --allow-missing-mtp for a"
+                    + " checkpoint without MTP weights)"));
         }
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
                 mtpOptions.allowMissingMtp, cl.getErr());

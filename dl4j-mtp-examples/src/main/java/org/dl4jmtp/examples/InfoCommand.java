@@ -11,6 +11,7 @@ import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -47,9 +48,13 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the summary as one JSON object.")
     boolean json;
 
+    @Mixin
+    RuntimeOptions runtime = new RuntimeOptions();
+
     @Override
     public Integer call() throws Exception {
         CommandLine cl = spec.commandLine();
+        runtime.apply(cl);
         NemotronV3Config c = CheckpointSupport.readConfig(checkpoint);
         MtpConfig mtp = CheckpointSupport.mtpConfig(c, new MtpOptions(), null, null);
 

@@ -69,13 +69,25 @@ public final class AttentionMixer implements Mixer {
         SDVariable batchTime = SdMath.dims(sd, x, 0, 2);
 
         SDVariable q = heads(sd, project(sd, x, params, prefix, 0, config.queryWidth()), batchTime, nq);     // [B, nq, T, hd]
-        SDVariable k = repeatKv(sd, heads(sd, project(sd, x, params, prefix, 1, config.kvWidth()), batchTime, nkv));
-        SDVariable v = repeatKv(sd, heads(sd, project(sd, x, params, prefix, 2, config.kvWidth()), batchTime, nkv));
-
-        SDVariable scores = sd.mmul(q, k, false, true, false).mul(1.0 / Math.sqrt(headDim)); // [B, nq, T, T]
+        SDVariable k = heads(sd, project(sd, x, params, prefix, 1, config.kvWidth()), batchTime, nkv);     // [B, nkv, T, hd]
+        SDVariable v = heads(sd, project(sd, x, params, prefix, 2, config.kvWidth()), batchTime, nkv);
         SDVariable causal = SdMath.causalMask(sd, sd.sizeAt(x, 1), x.dataType(), false);
-        SDVariable probs = sd.nn().softmax(scores.add(causal.sub(1.0).mul(MASKED_SCORE)), 3);
-        SDVariable context = sd.mmul(probs, v).permute(0, 2, 1, 3);                            // [B, T, nq, hd]
+        SDVariable additiveMask = causal.sub(1.0).mul(MASKED_SCORE);                           // [T, T]: 0 or -1e9
+
+        // Performance (issue 6): GQA without repeating K/V. The r = nq/nkv query heads of a kv head are contiguous, so
+        // [B, nq, T, hd] is [B, nkv, r·T, hd]: one batched mmul per kv head, no tile of K and V (M2.1's tile_bp was
+        // the most expensive op of an attention layer). Same values as repeating K/V.
+        int r = config.queriesPerKvHead();
+        SDVariable batch = SdMath.dims(sd, x, 0, 1);
+        SDVariable time = SdMath.dims(sd, x, 1, 2);
+        SDVariable qFolded = SdMath.reshape(sd, q, batch, SdMath.constDims(sd, nkv, -1, headDim));    // [B, nkv, r·T, hd]
+        SDVariable scores = sd.mmul(qFolded, k, false, true, false).mul(1.0 / Math.sqrt(headDim)); // [B, nkv, r·T, T]
+        SDVariable scores5 = SdMath.reshape(sd, scores, batch, SdMath.constDims(sd, nkv, r), time, time); // [B, nkv, r, T, T]
+        SDVariable probs = sd.nn().softmax(scores5.add(additiveMask), 4);
+        SDVariable probsFolded = SdMath.reshape(sd, probs, batch, SdMath.constDims(sd, nkv, -1), time); // [B, nkv, r·T, T]
+        SDVariable contextFolded = sd.mmul(probsFolded, v);                                     // [B, nkv, r·T, hd]
+        SDVariable context = SdMath.reshape(sd, contextFolded, batch, SdMath.constDims(sd, nq), time,
+                SdMath.constDims(sd, headDim)).permute(0, 2, 1, 3);                             // [B, T, nq, hd]
         SDVariable merged = SdMath.reshape(sd, context, batchTime, SdMath.constDims(sd, config.queryWidth()));
         SDVariable out = M21Workarounds.linear3d(sd, merged, params.get(prefix + O_PROJ), config.queryWidth(), h);
         return params.containsKey(prefix + BIASES[3]) ? out.add(params.get(prefix + BIASES[3])) : out;
@@ -91,18 +103,5 @@ public final class AttentionMixer implements Mixer {
     private SDVariable heads(SameDiff sd, SDVariable projected, SDVariable batchTime, int numHeads) {
         return SdMath.reshape(sd, projected, batchTime, SdMath.constDims(sd, numHeads, config.getHeadDim()))
                 .permute(0, 2, 1, 3);
-    }
-
-    /** GQA: [B, nkv, T, hd] → [B, nq, T, hd], each kv head repeated for its nq/nkv query heads (contiguous). */
-    private SDVariable repeatKv(SameDiff sd, SDVariable kv) {
-        int repeats = config.queriesPerKvHead();
-        if (repeats == 1) {
-            return kv;
-        }
-        SDVariable tiled = sd.tile(sd.expandDims(kv, 2), 1, 1, repeats, 1, 1);     // [B, nkv, r, T, hd]
-        SDVariable batch = SdMath.dims(sd, kv, 0, 1);
-        SDVariable time = SdMath.dims(sd, kv, 2, 3);
-        return SdMath.reshape(sd, tiled, batch, SdMath.constDims(sd, config.getNumAttentionHeads()), time,
-                SdMath.constDims(sd, config.getHeadDim()));
     }
 }

@@ -24,6 +24,9 @@ final class CachedMamba2 implements CachedMixer {
     private final ModelWeights weights;
 
     CachedMamba2(NemotronV3Config config, ModelWeights weights) {
+        if (config.getConvKernel() < 2) {
+            throw new IllegalArgumentException("The cached Mamba2 path needs conv_kernel >= 2, got " + config.getConvKernel());
+        }
         this.config = config;
         this.weights = weights;
     }
@@ -76,7 +79,10 @@ final class CachedMamba2 implements CachedMixer {
         int k = config.getConvKernel();
         INDArray taps = weights.get("conv1d.weight").reshape(config.convDim(), k).transpose();   // [K, convDim]
         INDArray out = null;
-        for (int j = 0; j < k; j++) {
+        if (n == 1) {
+            out = inputs.mul(taps).sum(true, 0);                                    // decode: the K rows are the window
+        }
+        for (int j = 0; j < k && n > 1; j++) {
             INDArray term = RowOps.rows(inputs, j, j + n).mulRowVector(taps.getRow(j));
             out = out == null ? term : out.addi(term);
         }

@@ -23,6 +23,9 @@ public final class FullRecomputeDecoder implements TokenDecoder {
 
     @Override
     public GenerationResult generate(int[] prompt, int maxNewTokens, Set<Integer> stopTokenIds) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("The prompt must hold at least one token");
+        }
         long start = System.nanoTime();
         EmittedTokens emitted = new EmittedTokens(maxNewTokens, stopTokenIds);
         int[] sequence = prompt.clone();

@@ -92,8 +92,10 @@ class CachedParityTest {
         assertTrue(maxAbsDiff(after.logits(), full) <= DOUBLE_TOL, "and matches the updated graph");
     }
 
-    static void checkParity(NemotronV3ForCausalLM model, INDArray ids, double tol) {
+    /** @return the largest |cached − full| over every logit and hidden value compared */
+    static double checkParity(NemotronV3ForCausalLM model, INDArray ids, double tol) {
         NemotronV3ForCausalLM.ForwardResult full = model.forward(ids);
+        double worst = 0;
         CachedNemotronV3 cached = CachedNemotronV3.of(model);
         int depths = cached.mtpDepths();
         assertEquals(full.mtpLogits().size(), depths);
@@ -103,19 +105,24 @@ class CachedParityTest {
                 String how = " (row " + b + ", pieces " + Arrays.toString(pieces) + ")";
                 StepOutput main = run(pieces, x, null, (tokens, hidden, cache) -> cached.step(tokens, cache),
                         cached.newCache());
-                assertClose(full.mainLogits(), b, main.logits(), tol, "main logits" + how);
-                assertClose(full.hiddenFinal(), b, main.hidden(), tol, "hidden after norm_f" + how);
+                worst = Math.max(worst, assertClose(full.mainLogits(), b, main.logits(), tol, "main logits" + how));
+                worst = Math.max(worst, assertClose(full.hiddenFinal(), b, main.hidden(), tol, "hidden after norm_f" + how));
                 INDArray previous = main.hidden();
                 for (int d = 1; d <= depths; d++) {
                     int depth = d;
                     StepOutput mtp = run(pieces, rolled(x, d), previous,
                             (tokens, hidden, cache) -> cached.mtpStep(depth, hidden, tokens, cache), cached.newMtpCache(d));
-                    assertClose(full.mtpLogits().get(d - 1), b, mtp.logits(), tol, "MTP depth " + d + " logits" + how);
-                    assertClose(full.mtpHidden().get(d - 1), b, mtp.hidden(), tol, "MTP depth " + d + " hidden" + how);
+                    worst = Math.max(worst, assertClose(full.mtpLogits().get(d - 1), b, mtp.logits(), tol,
+                            "MTP depth " + d + " logits" + how));
+                    worst = Math.max(worst, assertClose(full.mtpHidden().get(d - 1), b, mtp.hidden(), tol,
+                            "MTP depth " + d + " hidden" + how));
                     previous = mtp.hidden();
                 }
             }
         }
+        System.out.printf("parity %s, %d depths, T = %d: max |cached - full| = %.3g (tolerance %.0e)%n",
+                model.graph().getConfiguration().getDataType(), depths, ids.size(1), worst, tol);
+        return worst;
     }
 
     private interface Stepper {
@@ -154,10 +161,11 @@ class CachedParityTest {
         return out;
     }
 
-    private static void assertClose(INDArray fullBatch, int b, INDArray cached, double tol, String what) {
+    private static double assertClose(INDArray fullBatch, int b, INDArray cached, double tol, String what) {
         INDArray expected = fullBatch.get(NDArrayIndex.point(b), NDArrayIndex.all(), NDArrayIndex.all());
         double err = maxAbsDiff(cached, expected);
         assertTrue(err <= tol, what + ": max |cached - full| = " + err + " > " + tol);
+        return err;
     }
 
     private static INDArray randomIds(NemotronV3ForCausalLM model, int rows, int t, long seed) {

@@ -9,6 +9,7 @@ import org.dl4jmtp.examples.data.Corpus;
 import org.dl4jmtp.examples.data.CorpusUnavailableException;
 import org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer;
 import org.dl4jmtp.examples.data.Tokenizer;
+import org.dl4jmtp.examples.ui.TrainingUi;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -77,6 +78,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
     @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
+    @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
+    boolean ui;
+    @Option(names = "--ui-port", paramLabel = "P", description = "UI port (default: 9000; the next free port if busy).")
+    Integer uiPort;
 
     @Override
     public Integer call() throws IOException {
@@ -124,8 +129,8 @@ public final class TrainCommand implements Callable<Integer> {
         Trainer.Result run() throws IOException;
     }
 
-    private static Trainer.Result reportingDivergence(Trainer trainer, Run run) throws IOException {
-        try {
+    private Trainer.Result reportingDivergence(Trainer trainer, Run run) throws IOException {
+        try (TrainingUi dashboard = ui ? TrainingUi.start(trainer, resume != null ? resume : out, uiPort, System.out) : null) {
             return run.run();
         } catch (Trainer.TrainingDivergedException e) {
             throw new UserException(e.getMessage(), e);

@@ -45,6 +45,7 @@ public final class Trainer {
     private final Path runDir;
     private final PrintStream log;
     private final List<TrainingListener> extraListeners = new ArrayList<>();
+    private final List<TrainingObserver> observers = new ArrayList<>();
     private volatile boolean stopRequested;
 
     public Trainer(Path runDir, PrintStream log) {
@@ -55,6 +56,12 @@ public final class Trainer {
     /** Extra DL4J listeners (e.g. the training UI's StatsListener). */
     public Trainer addListener(TrainingListener listener) {
         extraListeners.add(listener);
+        return this;
+    }
+
+    /** Observers of the per-step losses and of each validation. */
+    public Trainer addObserver(TrainingObserver observer) {
+        observers.add(observer);
         return this;
     }
 
@@ -186,12 +193,18 @@ public final class Trainer {
                 double lr = schedule.valueAt((int) step - 1, 0);   // DL4J's iteration count during update `step`
                 ObjectNode row = MetricsLog.trainRow(step, lr, losses, tokensPerStep / seconds,
                         (System.nanoTime() - start) / 1e9);
+                for (TrainingObserver observer : observers) {
+                    observer.onStep(step, lr, losses, tokensPerStep / seconds);
+                }
                 bar.stepTo(step);
                 bar.setExtraMessage(progressMessage(losses, tokensPerStep / seconds));
                 boolean last = step == options.steps() || stopRequested;
                 if (step % options.evalEvery() == 0 || last) {
                     lastValidation = validator.evaluate(data.validation());
                     MetricsLog.addValidation(row, lastValidation);
+                    for (TrainingObserver observer : observers) {
+                        observer.onValidation(step, lastValidation);
+                    }
                 }
                 metrics.write(row);
                 if (step % options.checkpointEvery() == 0 || last) {
