@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
  * forward of the next step's sequence, so it is reused for the next greedy token.
  */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Greedy decoding (main head, full recomputation per step, batch 1); prints"
+        description = "Greedy or sampled decoding (main head, full recomputation per step, batch 1); prints"
                 + " {\"prompt\": [...], \"generated\": [...], \"drafts\": [[...], ...]} (drafts with --show-drafts).")
 final class GenerateCommand implements Callable<Integer> {
 
@@ -41,9 +41,35 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Checkpoint directory (config.json + model.safetensors or a sharded index).")
     java.nio.file.Path checkpoint;
 
-    @Option(names = "--prompt-ids", required = true, split = ",", paramLabel = "ID",
-            description = "Prompt token ids, comma-separated (e.g. 80,33,58).")
-    List<Long> promptIds;
+    @CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+    Prompt prompt;
+
+    /** The prompt as token ids or as text. */
+    static final class Prompt {
+        @Option(names = "--prompt-ids", split = ",", paramLabel = "ID",
+                description = "Prompt token ids, comma-separated (e.g. 80,33,58).")
+        List<Long> ids;
+
+        @Option(names = "--prompt", paramLabel = "TEXT",
+                description = "Prompt text, encoded with --tokenizer; the output then also holds the generated text.")
+        String text;
+    }
+
+    @Option(names = "--tokenizer", paramLabel = "byte|tokenizer.json", defaultValue = "byte",
+            description = "Tokenizer of --prompt: byte (UTF-8 bytes, the train command's default) or a HuggingFace"
+                    + " tokenizer.json (default: ${DEFAULT-VALUE}).")
+    String tokenizer;
+
+    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T",
+            description = "0 = greedy (default); > 0 samples from softmax(logits / T).")
+    double temperature;
+
+    @Option(names = "--top-k", defaultValue = "0", paramLabel = "K",
+            description = "When sampling, only the K most likely tokens (0 = all).")
+    int topK;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the sampler (default: ${DEFAULT-VALUE}).")
+    long seed;
 
     @Option(names = "--max-new-tokens", required = true, paramLabel = "N", description = "Tokens to generate.")
     int maxNewTokens;
@@ -73,8 +99,23 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNewTokens < 0) {
             throw new ParameterException(cl, "--max-new-tokens must be >= 0, got " + maxNewTokens);
         }
+        if (temperature < 0 || topK < 0) {
+            throw new ParameterException(cl, "--temperature and --top-k must be >= 0");
+        }
+        if (showDrafts && temperature > 0) {
+            throw new ParameterException(cl, "--show-drafts shows greedy drafts: use it without --temperature");
+        }
+        org.dl4jmtp.examples.data.Tokenizer textTokenizer = prompt.text != null ? tokenizer() : null;
+        List<Long> promptIds = new ArrayList<>();
+        if (prompt.text != null) {
+            for (int id : textTokenizer.encode(prompt.text)) {
+                promptIds.add((long) id);
+            }
+        } else {
+            promptIds.addAll(prompt.ids);
+        }
         if (promptIds.isEmpty()) {
-            throw new ParameterException(cl, "--prompt-ids needs at least one token id");
+            throw new ParameterException(cl, "the prompt needs at least one token");
         }
         if (mtpOptions.depths != null && mtpOptions.depths < 0) {
             throw new ParameterException(cl, "--mtp-depths must be >= 0, got " + mtpOptions.depths);
@@ -105,9 +146,10 @@ final class GenerateCommand implements Callable<Integer> {
         List<Long> generated = new ArrayList<>();
         List<List<Long>> drafts = new ArrayList<>();
         NemotronV3ForCausalLM.ForwardResult current = maxNewTokens > 0 ? model.forward(ids(seq)) : null;
+        TokenSampler sampler = new TokenSampler(temperature, topK, seed);
         for (int step = 0; step < maxNewTokens; step++) {
             int n = seq.size();
-            long token = argmax(current.mainLogits(), n - 1);
+            long token = sampler.next(current.mainLogits(), n - 1);
             NemotronV3ForCausalLM.ForwardResult next = null;
             if (showDrafts) {
                 List<Long> ext = new ArrayList<>(seq);
@@ -136,8 +178,8 @@ final class GenerateCommand implements Callable<Integer> {
         }
 
         ObjectNode out = Json.object();
-        ArrayNode prompt = out.putArray("prompt");
-        promptIds.forEach(prompt::add);
+        ArrayNode promptArray = out.putArray("prompt");
+        promptIds.forEach(promptArray::add);
         ArrayNode gen = out.putArray("generated");
         generated.forEach(gen::add);
         if (showDrafts) {
@@ -147,9 +189,19 @@ final class GenerateCommand implements Callable<Integer> {
                 stepDrafts.forEach(a::add);
             }
         }
+        if (textTokenizer != null) {
+            out.put("prompt_text", prompt.text);
+            int[] ids = generated.stream().mapToInt(Long::intValue).toArray();
+            out.put("generated_text", textTokenizer.decode(ids));
+        }
         cl.getOut().println(Json.write(out));
         cl.getOut().flush();
         return 0;
+    }
+
+    private org.dl4jmtp.examples.data.Tokenizer tokenizer() throws java.io.IOException {
+        return "byte".equals(tokenizer) ? new org.dl4jmtp.examples.data.ByteTokenizer()
+                : new org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer(java.nio.file.Path.of(tokenizer));
     }
 
     private static INDArray ids(List<Long> tokens) {

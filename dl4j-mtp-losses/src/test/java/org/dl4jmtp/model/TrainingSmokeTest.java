@@ -27,8 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * D = 2 on a repeated batch of learnable sequences (token ids following a fixed permutation cycle): the total, main
  * and per-depth losses must drop below half their initial values, and the process RSS must not grow by more than
  * {@link #MAX_RSS_GROWTH_BYTES} between step 10 and the last step. RSS is read from {@code /proc/self/status} after a
- * {@code System.gc()} (so that garbage awaiting collection, Java heap or ND4J off-heap buffers freed by their
- * deallocators, is not counted as growth). ND4J runs single-threaded here (restored afterwards): these tiny ops are
+ * {@code System.gc()} has settled: without it the reading is dominated by G1 growing the committed Java heap
+ * (measured: 130 MB → 2 GB over 20 steps while under 200 MB of it is live, back to ~130 MB after one full GC), which
+ * is heap sizing, not a leak. ND4J runs single-threaded here (restored afterwards): these tiny ops are
  * several times faster that way on a busy 2-core machine.
  */
 class TrainingSmokeTest {
@@ -37,9 +38,9 @@ class TrainingSmokeTest {
     private static final int V = 16;
     private static final int T = 12;
     private static final int MB = 4;
-    private static final int STEPS = 30;
+    private static final int STEPS = 20;
     /** Allowed VmRSS growth between step 10 and the last step. */
-    private static final long MAX_RSS_GROWTH_BYTES = 200L << 20;
+    private static final long MAX_RSS_GROWTH_BYTES = 100L << 20;
 
     static NemotronV3Config tinyConfig() {
         NemotronV3Config c = new NemotronV3Config();
@@ -82,13 +83,22 @@ class TrainingSmokeTest {
         return new MultiDataSet(Nd4j.create(ids), Nd4j.create(labels));
     }
 
-    /** VmRSS after a full GC and a moment for the deallocator thread to free the collected buffers. */
+    /**
+     * VmRSS after a full GC, once it has settled: G1 returns the shrunk heap to the OS concurrently after the GC, and
+     * ND4J's deallocator thread frees the off-heap buffers of collected arrays, so poll until two readings agree.
+     */
     private static long rssAfterGc() throws IOException, InterruptedException {
-        for (int i = 0; i < 2; i++) {
+        long previous = Long.MAX_VALUE;
+        for (int i = 0; i < 20; i++) {
             System.gc();
-            Thread.sleep(100);
+            Thread.sleep(150);
+            long rss = rssBytes();
+            if (Math.abs(previous - rss) < (2L << 20)) {
+                return rss;
+            }
+            previous = rss;
         }
-        return rssBytes();
+        return previous;
     }
 
     private static long rssBytes() throws IOException {
