@@ -9,7 +9,6 @@ import org.deeplearning4j.nn.conf.layers.samediff.SameDiffOutputLayer;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
-import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.ParamInit;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
@@ -25,8 +24,9 @@ import java.util.Map;
  *
  * <p>Input [mb, (1+D)·H, T] (main hidden state, then each depth's); labels [mb, 1, T] pre-shifted with -100 = ignore,
  * or [mb, 2, T] with document ids in channel 1 when {@link #documentIdsInLabels}. Activations ({@code output()}) are
- * the main logits [mb, V, T]. DL4J divides an output layer's score by the minibatch size, so the layer returns
- * {@code total + stopGradient(total)·(mb-1)}: {@code score()} is the total loss and the gradients are d total / dθ.
+ * the main logits [mb, V, T]. DL4J divides an output layer's score, and the gradients before the update, by the
+ * minibatch size, so the layer returns {@code mb·total}: {@code score()} is the total loss and the applied gradients
+ * are d total / dθ (the raw {@code graph.gradient()}, before the updater's division, is mb times that).
  * After each score computation, {@link MtpLossRuntimeLayer#lastReport()} holds the per-depth losses and counts.
  * D = 0 is a plain causal LM.
  */
@@ -83,7 +83,7 @@ public class MtpLossLayer extends SameDiffOutputLayer {
         MtpLossMath.Outputs loss = MtpLossMath.define(sd, input, labels, params.get(WEIGHT), this);
         mainLogitsName = loss.mainLogits.name();
         SDVariable minibatch = sd.sizeAt(input, 0).castTo(input.dataType());
-        SDVariable scaled = loss.total.add(M21Workarounds.stopGradient(sd, loss.total).mul(minibatch.sub(1.0)));
+        SDVariable scaled = loss.total.mul(minibatch);
         sd.setLossVariables(scaled);  // the graph also holds the main logits (activations), which are not a loss
         return scaled;
     }

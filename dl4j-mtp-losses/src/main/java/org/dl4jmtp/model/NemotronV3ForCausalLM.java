@@ -153,7 +153,8 @@ public final class NemotronV3ForCausalLM {
         graph.computeGradientAndScore();
         Map<String, INDArray> byVariable = graph.gradient().gradientForVariable();
         Map<String, INDArray> out = new TreeMap<>();
-        HfStateDictAdapter.dl4jVariableNames(graph).forEach((hf, variable) -> out.put(hf, byVariable.get(variable).dup()));
+        long minibatch = inputIds.size(0);   // DL4J's updater divides the raw gradient by the minibatch size
+        HfStateDictAdapter.dl4jVariableNames(graph).forEach((hf, variable) -> out.put(hf, byVariable.get(variable).div(minibatch)));
         return out;
     }
 

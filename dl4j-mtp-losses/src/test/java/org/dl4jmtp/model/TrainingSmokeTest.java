@@ -9,7 +9,6 @@ import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossRuntimeLayer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Adam;

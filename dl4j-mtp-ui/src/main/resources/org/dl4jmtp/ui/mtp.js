@@ -173,13 +173,19 @@
                 }
             });
         });
-        lineChart('chart-imbalance', layers.map(function (l, i) {
-            return {name: shortLayer(l), color: COLORS[(i + 1) % COLORS.length], points: vals.map(function (v) {
-                var f = (v.expertLoad || {})[l];
-                var m = f ? minMax(f) : null;
-                return [v.step, m && m.min > 0 ? m.max / m.min : null];
-            })};
-        }), {xLabel: 'training step', yLabel: 'max / min expert share', yFloor: 1,
+        var range = [];
+        layers.forEach(function (l, i) {
+            var color = COLORS[(i + 1) % COLORS.length];
+            var share = function (which) {
+                return function (v) {
+                    var f = (v.expertLoad || {})[l];
+                    return [v.step, f ? minMax(f)[which] : null];
+                };
+            };
+            range.push({name: shortLayer(l) + ' max', color: color, points: vals.map(share('max'))});
+            range.push({name: shortLayer(l) + ' min', color: color, dash: '5 3', points: vals.map(share('min'))});
+        });
+        lineChart('chart-imbalance', range, {xLabel: 'training step', yLabel: 'share of routed tokens', yFloor: 0,
             empty: layers.length ? 'no data yet' : 'no MoE layer (or no validation yet)'});
 
         expertLoad(vals.length ? vals[vals.length - 1] : null);
