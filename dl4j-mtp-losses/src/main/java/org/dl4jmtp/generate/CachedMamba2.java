@@ -83,7 +83,7 @@ final class CachedMamba2 implements CachedMixer {
             out = inputs.mul(taps).sum(true, 0);                                    // decode: the K rows are the window
         }
         for (int j = 0; j < k && n > 1; j++) {
-            INDArray term = RowOps.rows(inputs, j, j + n).mulRowVector(taps.getRow(j));
+            INDArray term = RowOps.rows(inputs, j, j + n).mul(taps.getRow(j));
             out = out == null ? term : out.addi(term);
         }
         INDArray bias = weights.optionalVector("conv1d.bias");

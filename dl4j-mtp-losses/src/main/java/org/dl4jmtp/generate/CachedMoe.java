@@ -1,8 +1,10 @@
 package org.dl4jmtp.generate;
 
 import org.dl4jmtp.config.NemotronV3Config;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -35,10 +37,10 @@ final class CachedMoe implements CachedMixer {
     public INDArray forward(INDArray normed, LayerState state) {
         int n = (int) normed.size(0);
         int experts = config.getNRoutedExperts();
-        INDArray scores = org.nd4j.linalg.ops.transforms.Transforms.sigmoid(
-                RowOps.linear(normed, weights.get("gate.weight"), null), false);                 // [n, E]
-        double[][] selection = scores.addRowVector(weights.vector("gate.e_score_correction_bias")).toDoubleMatrix();
-        double[][] unbiased = scores.toDoubleMatrix();
+        double[][] unbiased = Transforms.sigmoid(RowOps.linear(normed, weights.get("gate.weight"), null), false)
+                .toDoubleMatrix();                                                               // [n, E]
+        double[] bias = weights.get("gate.e_score_correction_bias").toDoubleVector();
+        boolean single = normed.dataType() == DataType.FLOAT;
 
         // routing[e] = the rows sent to expert e with their weights
         List<List<double[]>> routing = new ArrayList<>();
@@ -46,7 +48,12 @@ final class CachedMoe implements CachedMixer {
             routing.add(new ArrayList<>());
         }
         for (int r = 0; r < n; r++) {
-            int[] chosen = topK(selection[r], config.getNumExpertsPerTok());
+            double[] selection = new double[experts];
+            for (int e = 0; e < experts; e++) {
+                // score + bias rounded as the graph adds them (a float sum of floats is exact in double, then rounded)
+                selection[e] = single ? (float) (unbiased[r][e] + bias[e]) : unbiased[r][e] + bias[e];
+            }
+            int[] chosen = topK(selection, config.getNumExpertsPerTok());
             double[] w = new double[chosen.length];
             double sum = 0;
             for (int i = 0; i < chosen.length; i++) {
@@ -78,15 +85,21 @@ final class CachedMoe implements CachedMixer {
     /** Expert e on its rows, weighted and scattered back to [n, d_e] (zero rows elsewhere). */
     private INDArray expert(int e, INDArray input, List<double[]> rowsAndWeights, int n) {
         int m = rowsAndWeights.size();
+        if (n == 1) {                                                   // decode: one row, one weight
+            return relu2Expert(e, input).muli(rowsAndWeights.get(0)[1]);
+        }
         int[] rows = new int[m];
         INDArray scatter = Nd4j.zeros(input.dataType(), n, m);                                  // [n, m] weights
         for (int i = 0; i < m; i++) {
             rows[i] = (int) rowsAndWeights.get(i)[0];
             scatter.putScalar(rows[i], i, rowsAndWeights.get(i)[1]);
         }
-        INDArray up = RowOps.linear(input.getRows(rows), weights.get("experts." + e + ".up_proj.weight"), null);
-        INDArray out = RowOps.linear(RowOps.relu2(up), weights.get("experts." + e + ".down_proj.weight"), null);
-        return scatter.mmul(out);
+        return scatter.mmul(relu2Expert(e, m == n ? input : input.getRows(rows)));
+    }
+
+    private INDArray relu2Expert(int e, INDArray rows) {
+        INDArray up = RowOps.linear(rows, weights.get("experts." + e + ".up_proj.weight"), null);
+        return RowOps.linear(RowOps.relu2(up), weights.get("experts." + e + ".down_proj.weight"), null);
     }
 
     /** Indices of the k largest entries, each round taking the first maximum among those left. */

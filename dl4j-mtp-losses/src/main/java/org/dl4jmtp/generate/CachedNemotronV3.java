@@ -135,6 +135,6 @@ public final class CachedNemotronV3 {
     }
 
     private INDArray logits(INDArray hidden) {
-        return hidden.mmul(weights.get("lm_head.weight").transpose());
+        return RowOps.linear(hidden, weights.get("lm_head.weight"), null);
     }
 }

@@ -1,6 +1,7 @@
 package org.dl4jmtp.generate;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -13,9 +14,9 @@ final class RowOps {
     private RowOps() {
     }
 
-    /** {@code x·Wᵀ (+ b)} with an nn.Linear weight [out, in]; {@code bias} may be null. */
+    /** {@code x·Wᵀ (+ b)} with an nn.Linear weight [out, in] (one gemm, the weight view is not copied); bias may be null. */
     static INDArray linear(INDArray x, INDArray weight, INDArray bias) {
-        INDArray y = x.mmul(weight.transpose());
+        INDArray y = Nd4j.gemm(x, weight, false, true);
         return bias == null ? y : y.addiRowVector(bias);
     }
 

@@ -51,7 +51,7 @@ final class SsmRecurrence {
         long p = state.size(1);
         long n = state.size(2);
         INDArray dtHeads = dt.reshape(nh, 1, 1);
-        INDArray decay = Transforms.exp(dt.mulRowVector(a), false).reshape(nh, 1, 1);
+        INDArray decay = Transforms.exp(dt.mul(a), false).reshape(nh, 1, 1);
         INDArray input = x.reshape(nh, p, 1).mul(dtHeads).mul(b.reshape(nh, 1, n));    // dt·x ⊗ B
         INDArray next = state.mul(decay).addi(input);
         INDArray y = Nd4j.matmul(next, c.reshape(nh, n, 1)).reshape(1, nh, p);          // S·C
@@ -64,7 +64,7 @@ final class SsmRecurrence {
         long p = state.size(1);
         long n = state.size(2);
 
-        INDArray acum = dt.mulRowVector(a).cumsum(0).transpose().dup('c');             // [nh, len]
+        INDArray acum = dt.mul(a).cumsum(0).transpose().dup('c');             // [nh, len]
         INDArray causal = lowerTriangular(Nd4j.ones(x.dataType(), len, len));
         // decay[h, j, s] = exp(Acum_j − Acum_s) for s ≤ j, else 0 (masked before the exp so nothing overflows)
         INDArray exponent = acum.reshape(nh, len, 1).sub(acum.reshape(nh, 1, len)).muli(causal);

@@ -40,6 +40,12 @@ import java.util.concurrent.TimeUnit;
 public final class Trainer {
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /**
+     * ND4J frees off-heap buffers that live outside workspaces (e.g. the per-depth loss report's) only when their Java
+     * objects are collected; with a large, idle heap that can take hundreds of steps (measured: RSS 0.9 → 3.1 GB over
+     * 200 small-preset steps without, flat with a collection every 10 steps).
+     */
+    private static final int GC_EVERY_STEPS = 10;
     static final String RUN_FILE = "run.json";
 
     private final Path runDir;
@@ -209,6 +215,9 @@ public final class Trainer {
                 metrics.write(row);
                 if (step % options.checkpointEvery() == 0 || last) {
                     lastCheckpoint = checkpoints.save(graph, step);
+                }
+                if (step % GC_EVERY_STEPS == 0) {
+                    System.gc();
                 }
             }
             if (stopRequested && (lastCheckpoint == null || CheckpointStore.stepOf(lastCheckpoint) != step)) {
