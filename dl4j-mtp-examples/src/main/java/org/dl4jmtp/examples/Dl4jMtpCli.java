@@ -28,7 +28,7 @@ import java.nio.file.NoSuchFileException;
         description = "NemotronV3 hybrid models with Multi-Token Prediction on Deeplearning4j.",
         subcommands = {InfoCommand.class, EvalCommand.class, GenerateCommand.class,
                 org.dl4jmtp.examples.train.TrainCommand.class, org.dl4jmtp.examples.ui.UiCommand.class,
-                org.dl4jmtp.examples.bench.BenchCommand.class,
+                org.dl4jmtp.examples.bench.BenchCommand.class, BenchDecodeCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Dl4jMtpCli implements Runnable {
 

@@ -71,6 +71,16 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Seed of the sampler (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--speculative", paramLabel = "K", defaultValue = "0",
+            description = "Greedy MTP self-speculative decoding with K drafts per verification step (output identical to"
+                    + " greedy); prints vLLM-style acceptance metrics.")
+    int speculative;
+
+    @Option(names = "--no-cache",
+            description = "Recompute the full forward at every step (the reference; also used by --show-drafts and"
+                    + " sampling). Default for greedy decoding: the cached path (Mamba/conv/SSM states, KV cache).")
+    boolean noCache;
+
     @Option(names = "--max-new-tokens", required = true, paramLabel = "N", description = "Tokens to generate.")
     int maxNewTokens;
 
@@ -142,6 +152,19 @@ final class GenerateCommand implements Callable<Integer> {
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
                 mtpOptions.allowMissingMtp, cl.getErr());
 
+        boolean cachedPath = !noCache && !showDrafts && temperature == 0;
+        if (speculative < 0 || (speculative > 0 && !cachedPath)) {
+            throw new ParameterException(cl, "--speculative K needs K >= 1 and greedy decoding with the cache"
+                    + " (not with --no-cache, --show-drafts or --temperature)");
+        }
+        if (speculative > 0 && depths == 0) {
+            throw new UserException("--speculative drafts with the MTP depths, but MTP is off for this checkpoint");
+        }
+        if (cachedPath) {
+            printCached(cl, model, promptIds, textTokenizer, config);
+            return 0;
+        }
+
         List<Long> seq = new ArrayList<>(promptIds);
         List<Long> generated = new ArrayList<>();
         List<List<Long>> drafts = new ArrayList<>();
@@ -197,6 +220,37 @@ final class GenerateCommand implements Callable<Integer> {
         cl.getOut().println(Json.write(out));
         cl.getOut().flush();
         return 0;
+    }
+
+    /** Greedy decoding through the cache, plain or speculative. */
+    private void printCached(CommandLine cl, NemotronV3ForCausalLM model, List<Long> promptIds,
+                             org.dl4jmtp.examples.data.Tokenizer textTokenizer, NemotronV3Config config) {
+        org.dl4jmtp.generate.CachedNemotronV3 cached = org.dl4jmtp.generate.CachedNemotronV3.of(model);
+        org.dl4jmtp.generate.TokenDecoder decoder = speculative > 0
+                ? new org.dl4jmtp.generate.SpeculativeDecoder(cached, speculative)
+                : new org.dl4jmtp.generate.CachedGreedyDecoder(cached);
+        java.util.Set<Integer> stops = stopAtEos && config.getEosTokenIds() != null
+                ? new java.util.HashSet<>(config.getEosTokenIds()) : java.util.Set.of();
+        org.dl4jmtp.generate.GenerationResult result = decoder.generate(
+                promptIds.stream().mapToInt(Long::intValue).toArray(), maxNewTokens, stops);
+        ObjectNode out = Json.object();
+        out.put("mode", decoder.name());
+        ArrayNode promptArray = out.putArray("prompt");
+        promptIds.forEach(promptArray::add);
+        ArrayNode gen = out.putArray("generated");
+        for (int token : result.tokens()) {
+            gen.add(token);
+        }
+        out.put("tokens_per_s", result.tokensPerSecond());
+        if (result.stats() != null) {
+            out.set("speculative", Json.MAPPER.valueToTree(result.stats().toJsonMap()));
+        }
+        if (textTokenizer != null) {
+            out.put("prompt_text", prompt.text);
+            out.put("generated_text", textTokenizer.decode(result.tokens()));
+        }
+        cl.getOut().println(Json.write(out));
+        cl.getOut().flush();
     }
 
     private org.dl4jmtp.examples.data.Tokenizer tokenizer() throws java.io.IOException {

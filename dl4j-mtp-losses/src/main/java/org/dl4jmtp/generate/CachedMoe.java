@@ -37,34 +37,10 @@ final class CachedMoe implements CachedMixer {
     public INDArray forward(INDArray normed, LayerState state) {
         int n = (int) normed.size(0);
         int experts = config.getNRoutedExperts();
-        double[][] unbiased = Transforms.sigmoid(RowOps.linear(normed, weights.get("gate.weight"), null), false)
-                .toDoubleMatrix();                                                               // [n, E]
-        double[] bias = weights.get("gate.e_score_correction_bias").toDoubleVector();
-        boolean single = normed.dataType() == DataType.FLOAT;
-
-        // routing[e] = the rows sent to expert e with their weights
-        List<List<double[]>> routing = new ArrayList<>();
-        for (int e = 0; e < experts; e++) {
-            routing.add(new ArrayList<>());
-        }
-        for (int r = 0; r < n; r++) {
-            double[] selection = new double[experts];
-            for (int e = 0; e < experts; e++) {
-                // score + bias rounded as the graph adds them (a float sum of floats is exact in double, then rounded)
-                selection[e] = single ? (float) (unbiased[r][e] + bias[e]) : unbiased[r][e] + bias[e];
-            }
-            int[] chosen = topK(selection, config.getNumExpertsPerTok());
-            double[] w = new double[chosen.length];
-            double sum = 0;
-            for (int i = 0; i < chosen.length; i++) {
-                w[i] = unbiased[r][chosen[i]];
-                sum += w[i];
-            }
-            for (int i = 0; i < chosen.length; i++) {
-                double weight = config.isNormTopkProb() ? w[i] / (sum + NORM_EPS) : w[i];
-                routing.get(chosen[i]).add(new double[]{r, weight * config.getRoutedScalingFactor()});
-            }
-        }
+        double[] scores = RowOps.values(Transforms.sigmoid(RowOps.linear(normed, weights.get("gate.weight"), null),
+                false));                                                                         // [n, E] row-major
+        List<List<double[]>> routing = route(scores, RowOps.values(weights.get("gate.e_score_correction_bias")), n,
+                normed.dataType() == DataType.FLOAT);
 
         INDArray expertInput = config.hasLatentMoe()
                 ? RowOps.linear(normed, weights.get("fc1_latent_proj.weight"), null) : normed;
@@ -80,6 +56,38 @@ final class CachedMoe implements CachedMixer {
         INDArray shared = RowOps.linear(RowOps.relu2(RowOps.linear(normed, weights.get("shared_experts.up_proj.weight"),
                 null)), weights.get("shared_experts.down_proj.weight"), null);
         return routed.addi(shared);
+    }
+
+    /**
+     * Top-k routing of n rows: {@code routing[e]} lists the rows {r, weight} sent to expert e, in row order.
+     *
+     * @param scores [n, E] row-major unbiased sigmoid scores
+     * @param single true for a float graph: score + bias is rounded to float, as the graph adds them
+     */
+    private List<List<double[]>> route(double[] scores, double[] bias, int n, boolean single) {
+        int experts = config.getNRoutedExperts();
+        List<List<double[]>> routing = new ArrayList<>();
+        for (int e = 0; e < experts; e++) {
+            routing.add(new ArrayList<>());
+        }
+        for (int r = 0; r < n; r++) {
+            double[] selection = new double[experts];
+            for (int e = 0; e < experts; e++) {
+                double biased = scores[r * experts + e] + bias[e];
+                selection[e] = single ? (float) biased : biased;
+            }
+            int[] chosen = topK(selection, config.getNumExpertsPerTok());
+            double sum = 0;
+            for (int e : chosen) {
+                sum += scores[r * experts + e];
+            }
+            for (int e : chosen) {
+                double weight = scores[r * experts + e];
+                weight = config.isNormTopkProb() ? weight / (sum + NORM_EPS) : weight;
+                routing.get(e).add(new double[]{r, weight * config.getRoutedScalingFactor()});
+            }
+        }
+        return routing;
     }
 
     /** Expert e on its rows, weighted and scattered back to [n, d_e] (zero rows elsewhere). */

@@ -1,6 +1,7 @@
 package org.dl4jmtp.generate;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -65,31 +66,35 @@ final class RowOps {
         return x.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all());
     }
 
+    /** Every value in row-major order, read straight from the buffer when the array is already laid out so. */
+    static double[] values(INDArray x) {
+        INDArray c = x.ordering() == 'c' && Shape.hasDefaultStridesForShape(x) ? x : x.dup('c');
+        return c.data().getDoublesAt(c.offset(), (int) c.length());
+    }
+
     /** Index of the largest entry of a vector; the first one on ties (as torch.argmax). */
     static int argmax(INDArray vector) {
-        double[] v = vector.toDoubleVector();
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
+        return argmax(values(vector), 0, (int) vector.length());
     }
 
     /** Greedy token of every row of logits [n, V]. */
     static int[] argmaxRows(INDArray logits) {
-        double[][] rows = logits.toDoubleMatrix();
-        int[] out = new int[rows.length];
-        for (int r = 0; r < rows.length; r++) {
-            int best = 0;
-            for (int i = 1; i < rows[r].length; i++) {
-                if (rows[r][i] > rows[r][best]) {
-                    best = i;
-                }
-            }
-            out[r] = best;
+        double[] v = values(logits);
+        int vocab = (int) logits.size(1);
+        int[] out = new int[(int) logits.size(0)];
+        for (int r = 0; r < out.length; r++) {
+            out[r] = argmax(v, r * vocab, vocab);
         }
         return out;
+    }
+
+    private static int argmax(double[] v, int from, int length) {
+        int best = 0;
+        for (int i = 1; i < length; i++) {
+            if (v[from + i] > v[from + best]) {
+                best = i;
+            }
+        }
+        return best;
     }
 }

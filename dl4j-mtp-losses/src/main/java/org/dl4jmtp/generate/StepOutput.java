@@ -18,6 +18,7 @@ public record StepOutput(INDArray logits, INDArray hidden) {
 
     /** Greedy token of the last row. */
     public int lastGreedyToken() {
-        return RowOps.argmax(logits.getRow(logits.size(0) - 1));
+        int[] all = greedyTokens();
+        return all[all.length - 1];
     }
 }

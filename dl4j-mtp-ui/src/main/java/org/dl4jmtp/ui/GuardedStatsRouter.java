@@ -18,6 +18,7 @@ final class GuardedStatsRouter implements StatsStorageRouter {
     private final StatsStorage storage;
     private final PrintStream log;
     private volatile boolean failed;
+    private volatile boolean closed;
 
     GuardedStatsRouter(StatsStorage storage, PrintStream log) {
         this.storage = storage;
@@ -29,17 +30,33 @@ final class GuardedStatsRouter implements StatsStorageRouter {
     }
 
     private void guarded(Write write) {
-        if (failed || storage.isClosed()) {
+        if (failed || closed || storage.isClosed()) {
             return;
         }
         try {
             write.run();
+        } catch (IllegalAccessError dbClosed) {
+            // MapDB's "DB was closed": its shutdown hook ran (Ctrl-C) before the trainer's last steps
+            closed = true;
         } catch (RuntimeException e) {
-            if (!storage.isClosed()) {
+            if (jvmShuttingDown()) {
+                closed = true;      // MapDB's shutdown hook closed the file under us: not worth a warning
+            } else if (!storage.isClosed()) {
                 failed = true;
                 log.println("Warning: the training UI stopped recording stats after an error (" + e
                         + "); training goes on.");
             }
+        }
+    }
+
+    static boolean jvmShuttingDown() {
+        Thread probe = new Thread(() -> { });
+        try {
+            Runtime.getRuntime().addShutdownHook(probe);
+            Runtime.getRuntime().removeShutdownHook(probe);
+            return false;
+        } catch (IllegalStateException shuttingDown) {
+            return true;
         }
     }
 

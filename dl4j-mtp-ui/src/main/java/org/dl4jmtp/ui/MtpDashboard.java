@@ -142,8 +142,9 @@ public final class MtpDashboard implements AutoCloseable {
             if (!storage.isClosed()) {
                 storage.close();
             }
-        } catch (IOException | RuntimeException e) {
-            // closing after a failure: the original error matters more
+        } catch (IOException | RuntimeException | IllegalAccessError e) {
+            // already closed by MapDB's shutdown hook (IllegalAccessError "DB was closed"), or closing after a
+            // failure, where the original error matters more
         }
     }
 }

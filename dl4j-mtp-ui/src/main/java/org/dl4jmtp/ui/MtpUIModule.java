@@ -22,6 +22,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Supplier;
 
 /**
  * The MTP page of the DL4J training UI, found by {@code VertxUIServer} through {@code ServiceLoader}
@@ -53,9 +54,12 @@ public final class MtpUIModule implements UIModule {
                 new Route("/mtp", HttpMethod.GET, (path, rc) -> resource(rc, "mtp.html", "text/html; charset=utf-8")),
                 new Route("/mtp/mtp.js", HttpMethod.GET, (path, rc) -> resource(rc, "mtp.js", "application/javascript; charset=utf-8")),
                 new Route("/mtp/mtp.css", HttpMethod.GET, (path, rc) -> resource(rc, "mtp.css", "text/css; charset=utf-8")),
-                new Route("/mtp/sessions", HttpMethod.GET, (path, rc) -> json(rc, sessionsJson())),
-                new Route("/mtp/data", HttpMethod.GET, (path, rc) -> json(rc,
-                        dataJson(rc.request().getParam("session"), parseLong(rc.request().getParam("after"))))));
+                new Route("/mtp/sessions", HttpMethod.GET, (path, rc) -> json(rc, this::sessionsJson)),
+                new Route("/mtp/data", HttpMethod.GET, (path, rc) -> {
+                    String session = rc.request().getParam("session");
+                    long after = parseLong(rc.request().getParam("after"));
+                    json(rc, () -> dataJson(session, after));
+                }));
     }
 
     /** The page reads the storages on each poll: nothing to route. */
@@ -210,14 +214,24 @@ public final class MtpUIModule implements UIModule {
         }
     }
 
-    private static void json(RoutingContext rc, ObjectNode body) {
-        try {
-            rc.response().putHeader("content-type", "application/json; charset=utf-8")
-                    .putHeader("cache-control", "no-store")
-                    .end(JSON.writeValueAsString(body));
-        } catch (IOException e) {
-            rc.response().setStatusCode(500).end(String.valueOf(e));
-        }
+    /** Reads the storage off the event loop (a long stored run takes a while to decode), then answers. */
+    private static void json(RoutingContext rc, Supplier<ObjectNode> body) {
+        rc.vertx().<String>executeBlocking(promise -> {
+            try {
+                promise.complete(JSON.writeValueAsString(body.get()));
+            } catch (IOException | RuntimeException e) {
+                promise.fail(e);
+            }
+        }, false, result -> {
+            if (result.succeeded()) {
+                rc.response().putHeader("content-type", "application/json; charset=utf-8")
+                        .putHeader("cache-control", "no-store")
+                        .end(result.result());
+            } else {
+                rc.response().setStatusCode(500).putHeader("content-type", "text/plain; charset=utf-8")
+                        .end("Cannot read the MTP stats: " + result.cause());
+            }
+        });
     }
 
     private static void resource(RoutingContext rc, String name, String contentType) {

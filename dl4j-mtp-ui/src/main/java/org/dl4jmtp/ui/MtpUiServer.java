@@ -157,7 +157,11 @@ public final class MtpUiServer implements AutoCloseable {
         }
         closed = true;
         for (StatsStorage s : server.getStatsStorageInstances()) {
-            server.detach(s);
+            try {
+                server.detach(s);
+            } catch (RuntimeException closedUnderUs) {
+                // on Ctrl-C, MapDB's shutdown hook may have closed a FileStatsStorage already: nothing to detach from
+            }
         }
         try {
             if (VertxUIServer.getInstance() == server) {

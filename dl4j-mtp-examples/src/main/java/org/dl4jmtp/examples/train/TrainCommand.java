@@ -64,7 +64,7 @@ public final class TrainCommand implements Callable<Integer> {
             description = "MTP loss normalisation: main (NeMo Automodel, default) or depth (Megatron).")
     String mtpNorm;
 
-    @Option(names = "--steps", defaultValue = "300") int steps;
+    @Option(names = "--steps", defaultValue = "200") int steps;
     @Option(names = "--batch-size", defaultValue = "8") int batchSize;
     @Option(names = "--seq-len", defaultValue = "128") int seqLen;
     @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate (Adam).") double lr;
@@ -80,7 +80,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
     @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
     boolean ui;
-    @Option(names = "--ui-port", paramLabel = "P", description = "UI port (default: 9000; the next free port if busy).")
+    @Option(names = "--ui-port", paramLabel = "P", description = "UI port (implies --ui; default: 9000; the next free port if busy).")
     Integer uiPort;
 
     @Override
@@ -130,7 +130,7 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private Trainer.Result reportingDivergence(Trainer trainer, Run run) throws IOException {
-        try (TrainingUi dashboard = ui ? TrainingUi.start(trainer, resume != null ? resume : out, uiPort, System.out) : null) {
+        try (TrainingUi dashboard = ui || uiPort != null ? TrainingUi.start(trainer, resume != null ? resume : out, uiPort, System.out) : null) {
             return run.run();
         } catch (Trainer.TrainingDivergedException e) {
             throw new UserException(e.getMessage(), e);

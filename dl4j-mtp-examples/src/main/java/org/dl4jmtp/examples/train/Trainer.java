@@ -179,7 +179,7 @@ public final class Trainer {
         try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), resumed);
              ProgressBar bar = new ProgressBarBuilder().setTaskName("train").setInitialMax(options.steps())
                      .setStyle(ProgressBarStyle.ASCII).setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(log))
-                     .setUpdateIntervalMillis(500).startsFrom(startStep, java.time.Duration.ZERO).build()) {
+                     .setUpdateIntervalMillis(500).setMaxRenderedLength(200).startsFrom(startStep, java.time.Duration.ZERO).build()) {
             while (step < options.steps() && !stopRequested) {
                 MultiDataSet batch = batches.next();
                 long t0 = System.nanoTime();

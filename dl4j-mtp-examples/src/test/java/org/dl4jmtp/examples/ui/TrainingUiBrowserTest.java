@@ -98,7 +98,7 @@ class TrainingUiBrowserTest {
             awaitAtLeast(browser, "chart-val-loss", 2 * 3, 90);        // two validations x (main + 2 depths)
             assertTrue(points(browser, "chart-accuracy") >= 2 * 5, "accuracy: main + 2 x (vs labels, vs main)");
             assertTrue(points(browser, "chart-acceptance") >= 2);
-            assertTrue(points(browser, "chart-throughput") >= later);
+            assertTrue(points(browser, "chart-throughput") >= later / 3, "one tokens/s point per step (3 heads per step above)");
             assertTrue(points(browser, "chart-imbalance") >= 2 * 2, "largest and smallest expert share of the MoE layer");
             assertEquals(1L, js(browser, "return document.querySelectorAll('#expert-load svg.expert-load-chart').length"));
             assertEquals(4L, js(browser, "return document.querySelectorAll('#expert-load rect.bar').length"), "4 experts");
