@@ -223,7 +223,12 @@ public final class Trainer {
             if (stopRequested && (lastCheckpoint == null || CheckpointStore.stepOf(lastCheckpoint) != step)) {
                 lastCheckpoint = checkpoints.save(graph, step);
             }
-            MetricsChart.write(metrics.rows(), runDir.resolve("metrics.png"));
+            try {
+                MetricsChart.write(metrics.rows(), runDir.resolve("metrics.png"));
+            } catch (IllegalStateException shuttingDown) {
+                // Ctrl-C: the image writer cannot start during JVM shutdown; metrics.jsonl and the checkpoint are written
+                log.println("metrics.png not updated (" + shuttingDown.getMessage() + ")");
+            }
         } finally {
             stopped.countDown();
             try {
