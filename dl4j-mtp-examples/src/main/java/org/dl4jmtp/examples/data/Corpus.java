@@ -1,0 +1,156 @@
+package org.dl4jmtp.examples.data;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * A named list of text documents: the unit the data pipeline tokenizes, splits (train/validation per document) and
+ * packs (document ids keep predictions from crossing a document boundary).
+ *
+ * <p>Sources: {@link #fromPath} (the user's file or folder of {@code .txt}), {@link #jargonFile} (the default corpus,
+ * from Debian's {@code jargon-text} package through apt) and {@link #synthetic} (generated text with learnable
+ * structure, for tests).
+ */
+public final class Corpus {
+
+    /** One document: a name (file name, chunk label) and its text. */
+    public record Document(String name, String text) {
+    }
+
+    private final String name;
+    private final List<Document> documents;
+
+    /**
+     * @throws IllegalArgumentException if there is no document or every document is empty
+     */
+    public Corpus(String name, List<Document> documents) {
+        this.name = name;
+        this.documents = List.copyOf(documents);
+        if (this.documents.stream().allMatch(d -> d.text().isEmpty())) {
+            throw new IllegalArgumentException("Corpus '" + name + "' has no text");
+        }
+    }
+
+    /**
+     * The text at {@code path}: a UTF-8 text file (one document), or a folder whose {@code .txt} files (searched
+     * recursively, sorted by path, empty ones skipped) are one document each. Invalid UTF-8 is replaced, not rejected.
+     *
+     * @throws IllegalArgumentException if the path does not exist, or holds no non-empty text
+     * @throws UncheckedIOException     if a file cannot be read
+     */
+    public static Corpus fromPath(Path path) {
+        if (!Files.exists(path)) {
+            throw new IllegalArgumentException("Corpus path does not exist: " + path.toAbsolutePath()
+                    + " (pass a UTF-8 text file or a folder of .txt files)");
+        }
+        List<Path> files = new ArrayList<>();
+        if (Files.isDirectory(path)) {
+            try (Stream<Path> walk = Files.walk(path)) {
+                walk.filter(Files::isRegularFile)
+                        .filter(p -> p.getFileName().toString().toLowerCase().endsWith(".txt"))
+                        .sorted()
+                        .forEach(files::add);
+            } catch (IOException e) {
+                throw new UncheckedIOException("Cannot list " + path, e);
+            }
+        } else {
+            files.add(path);
+        }
+        List<Document> documents = new ArrayList<>();
+        for (Path file : files) {
+            String text = readUtf8(file);
+            if (!text.isEmpty()) {
+                String docName = Files.isDirectory(path) ? path.relativize(file).toString() : file.getFileName().toString();
+                documents.add(new Document(docName, text));
+            }
+        }
+        if (documents.isEmpty()) {
+            throw new IllegalArgumentException("No text in " + path.toAbsolutePath()
+                    + (Files.isDirectory(path) ? " (no non-empty .txt file in this folder)" : " (the file is empty)"));
+        }
+        String corpusName = path.getFileName() == null ? path.toString() : path.getFileName().toString();
+        return new Corpus(corpusName, documents);
+    }
+
+    /**
+     * The default corpus: the Jargon File (public domain) from Debian's {@code jargon-text} package, cached as
+     * {@code dataDir/jargon.txt} and split into documents of about 16 KB at entry boundaries. When it is not cached,
+     * it is fetched with {@code apt-get download jargon-text} (nothing else is downloaded).
+     *
+     * @throws CorpusUnavailableException if it is not cached and cannot be fetched; the message says how to pass
+     *                                    {@code --corpus FILE} instead
+     */
+    public static Corpus jargonFile(Path dataDir) {
+        return JargonFile.load(dataDir);
+    }
+
+    /**
+     * Generated English-like text with learnable structure (a small grammar over a fixed word list, nouns with
+     * preferred verbs, a topic noun per document); ASCII only, so chars = bytes. Deterministic for a seed.
+     *
+     * @param charsPerDocument exact length of each document
+     */
+    public static Corpus synthetic(long seed, int documents, int charsPerDocument) {
+        return SyntheticText.corpus(seed, documents, charsPerDocument);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** The documents, in order; their index is their document id in {@link TokenStream#encode}. */
+    public List<Document> documents() {
+        return documents;
+    }
+
+    public int size() {
+        return documents.size();
+    }
+
+    /** Total UTF-8 size of all documents, in bytes. */
+    public long totalBytes() {
+        long bytes = 0;
+        for (Document d : documents) {
+            bytes += d.text().getBytes(StandardCharsets.UTF_8).length;
+        }
+        return bytes;
+    }
+
+    /** All documents tokenized into one stream with a document id per token. */
+    public TokenStream encode(Tokenizer tokenizer) {
+        return TokenStream.encode(this, tokenizer);
+    }
+
+    /**
+     * Entropy of the unigram distribution of the corpus's tokens, in nats per token: the loss of the best model that
+     * ignores context, the bar a trained model must get well under.
+     */
+    public double unigramEntropyNats(Tokenizer tokenizer) {
+        return encode(tokenizer).unigramEntropyNats();
+    }
+
+    /** Conditional entropy H(next token | current token) within documents, in nats per token. */
+    public double conditionalBigramEntropyNats(Tokenizer tokenizer) {
+        return encode(tokenizer).conditionalBigramEntropyNats();
+    }
+
+    @Override
+    public String toString() {
+        return "Corpus(" + name + ", " + documents.size() + " documents)";
+    }
+
+    static String readUtf8(Path file) {
+        try {
+            // new String(bytes, UTF_8) replaces malformed input; Files.readString would throw on it.
+            return new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("Cannot read " + file, e);
+        }
+    }
+}
