@@ -77,7 +77,8 @@ final class JargonFile {
 
     private static void fetch(Path dataDir, Path target) throws IOException {
         Files.createDirectories(dataDir);
-        Path work = Files.createTempDirectory(dataDir, "jargon-download-");
+        // absolute: the tools run with the work folder as their working directory
+        Path work = Files.createTempDirectory(dataDir, "jargon-download-").toAbsolutePath();
         try {
             if (run(work, "apt-get", "download", PACKAGE) != 0) {
                 run(work, "apt-get", "update");                      // stale package lists: refresh once and retry
