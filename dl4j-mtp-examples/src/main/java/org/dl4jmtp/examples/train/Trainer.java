@@ -46,6 +46,8 @@ public final class Trainer {
      * 200 small-preset steps without, flat with a collection every 10 steps).
      */
     private static final int GC_EVERY_STEPS = 10;
+    /** Wide enough for the per-depth losses and tokens/s (the terminal width is unknown when output is piped). */
+    private static final int PROGRESS_WIDTH = 200;
     static final String RUN_FILE = "run.json";
 
     private final Path runDir;
@@ -178,8 +180,8 @@ public final class Trainer {
         log.println((resumed ? "Continuing" : "Training") + " " + graph.numParams() + " parameters; " + data.describe());
         try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), resumed);
              ProgressBar bar = new ProgressBarBuilder().setTaskName("train").setInitialMax(options.steps())
-                     .setStyle(ProgressBarStyle.ASCII).setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(log))
-                     .setUpdateIntervalMillis(500).setMaxRenderedLength(200).startsFrom(startStep, java.time.Duration.ZERO).build()) {
+                     .setStyle(ProgressBarStyle.ASCII).setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(log, PROGRESS_WIDTH))
+                     .setUpdateIntervalMillis(500).startsFrom(startStep, java.time.Duration.ZERO).build()) {
             while (step < options.steps() && !stopRequested) {
                 MultiDataSet batch = batches.next();
                 long t0 = System.nanoTime();
