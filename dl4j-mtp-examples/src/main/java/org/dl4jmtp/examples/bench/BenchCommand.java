@@ -47,6 +47,9 @@ import java.util.concurrent.Callable;
         description = "Time full training steps (forward + loss + backward + Adam) on a shared benchmark preset.")
 public class BenchCommand implements Callable<Integer> {
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     /** FP32 FMA peak of the reference machine (2 cores, AVX-512), GFLOP/s. */
     public static final double PEAK_GFLOPS = 448.0;
 
@@ -90,12 +93,20 @@ public class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         // M2.1's SameDiff prints "Added differentiated op ..." to System.out while building gradient functions:
         // keep stdout for the result only (text or one JSON object).
-        java.io.PrintStream stdout = System.out;
+        // Under the CLI, System.out is already stderr and the real stdout is picocli's writer.
+        java.io.PrintStream stdout = spec != null
+                ? new java.io.PrintStream(new org.apache.commons.io.output.WriterOutputStream(spec.commandLine().getOut(),
+                java.nio.charset.StandardCharsets.UTF_8), true, java.nio.charset.StandardCharsets.UTF_8) : System.out;
+        java.io.PrintStream previous = System.out;
         System.setOut(System.err);
         try {
             return run(stdout);
         } finally {
-            System.setOut(stdout);
+            stdout.flush();
+            if (spec != null) {
+                spec.commandLine().getOut().flush();
+            }
+            System.setOut(previous);
         }
     }
 
