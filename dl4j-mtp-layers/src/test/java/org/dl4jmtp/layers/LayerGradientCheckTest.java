@@ -15,9 +15,8 @@ import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.model.NemotronV3GraphBuilder;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -54,6 +53,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * discrete: the tests assert that every token's k-th and (k+1)-th router scores differ by a margin far above the
  * perturbation, so no finite difference crosses a routing boundary.
  */
+@ExtendWith(DoublePrecisionSingleThread.class)
 class LayerGradientCheckTest {
 
     private static final boolean FULL = Boolean.getBoolean("dl4jmtp.fullGradientCheck");
@@ -65,29 +65,6 @@ class LayerGradientCheckTest {
     private static final int V = 11;
     private static final int MB = 2;
 
-    private static DataType previousDefault;
-    private static DataType previousFloatingDefault;
-    private static int previousMaxThreads;
-    private static int previousMaxMasterThreads;
-
-    @BeforeAll
-    static void doublePrecisionSingleThreaded() {
-        previousDefault = Nd4j.dataType();
-        previousFloatingDefault = Nd4j.defaultFloatingPointType();
-        Nd4j.setDefaultDataTypes(DataType.DOUBLE, DataType.DOUBLE);
-        // tiny arrays, thousands of ops: OpenMP threads only add overhead (about 3x less CPU with one thread)
-        previousMaxThreads = Nd4j.getEnvironment().maxThreads();
-        previousMaxMasterThreads = Nd4j.getEnvironment().maxMasterThreads();
-        Nd4j.getEnvironment().setMaxThreads(1);
-        Nd4j.getEnvironment().setMaxMasterThreads(1);
-    }
-
-    @AfterAll
-    static void restoreDefaults() {
-        Nd4j.setDefaultDataTypes(previousDefault, previousFloatingDefault);
-        Nd4j.getEnvironment().setMaxThreads(previousMaxThreads);
-        Nd4j.getEnvironment().setMaxMasterThreads(previousMaxMasterThreads);
-    }
 
     // =====================================================================================================
     // configs

@@ -7,9 +7,8 @@ import org.deeplearning4j.nn.conf.layers.LossLayer;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.deeplearning4j.nn.conf.layers.samediff.SameDiffLayer;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.autodiff.loss.LossReduce;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
@@ -38,35 +37,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * gives the right values and gradients. Gradient checks use ND4J's {@link GradCheckUtil} in double precision with
  * the harness {@code loss = sum(op(x) ∘ R)} for a fixed random R (dl4j_m21_notes.md §2).
  */
+@ExtendWith(DoublePrecisionSingleThread.class)
 class M21WorkaroundsTest {
 
     private static final double EPS = 1e-6;
     private static final double MAX_REL = 1e-5;
     private static final double MIN_ABS = 1e-8;
 
-    private static DataType previousDefault;
-    private static DataType previousFloatingDefault;
-    private static int previousMaxThreads;
-    private static int previousMaxMasterThreads;
-
-    @BeforeAll
-    static void doublePrecisionSingleThreaded() {
-        previousDefault = Nd4j.dataType();
-        previousFloatingDefault = Nd4j.defaultFloatingPointType();
-        Nd4j.setDefaultDataTypes(DataType.DOUBLE, DataType.DOUBLE);
-        // tiny arrays, thousands of ops: OpenMP threads only add overhead (about 3x less CPU with one thread)
-        previousMaxThreads = Nd4j.getEnvironment().maxThreads();
-        previousMaxMasterThreads = Nd4j.getEnvironment().maxMasterThreads();
-        Nd4j.getEnvironment().setMaxThreads(1);
-        Nd4j.getEnvironment().setMaxMasterThreads(1);
-    }
-
-    @AfterAll
-    static void restoreDefaults() {
-        Nd4j.setDefaultDataTypes(previousDefault, previousFloatingDefault);
-        Nd4j.getEnvironment().setMaxThreads(previousMaxThreads);
-        Nd4j.getEnvironment().setMaxMasterThreads(previousMaxMasterThreads);
-    }
 
     // =====================================================================================================
     // B1: doubled gradients of SameDiffLayer

@@ -5,9 +5,8 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.autodiff.validation.GradCheckUtil;
@@ -30,33 +29,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * plain Java; and the full {@link Mamba2Mixer} inside a {@link NemotronV3BlockLayer} against a plain-Java reference
  * of spec §2 + §3.1 steps 2–9.
  */
+@ExtendWith(DoublePrecisionSingleThread.class)
 class SsdScanTest {
 
     private static final double TOL = 1e-10;
 
-    private static DataType previousDefault;
-    private static DataType previousFloatingDefault;
-    private static int previousMaxThreads;
-    private static int previousMaxMasterThreads;
-
-    @BeforeAll
-    static void doublePrecisionSingleThreaded() {
-        previousDefault = Nd4j.dataType();
-        previousFloatingDefault = Nd4j.defaultFloatingPointType();
-        Nd4j.setDefaultDataTypes(DataType.DOUBLE, DataType.DOUBLE);
-        // tiny arrays, thousands of ops: OpenMP threads only add overhead (about 3x less CPU with one thread)
-        previousMaxThreads = Nd4j.getEnvironment().maxThreads();
-        previousMaxMasterThreads = Nd4j.getEnvironment().maxMasterThreads();
-        Nd4j.getEnvironment().setMaxThreads(1);
-        Nd4j.getEnvironment().setMaxMasterThreads(1);
-    }
-
-    @AfterAll
-    static void restoreDefaults() {
-        Nd4j.setDefaultDataTypes(previousDefault, previousFloatingDefault);
-        Nd4j.getEnvironment().setMaxThreads(previousMaxThreads);
-        Nd4j.getEnvironment().setMaxMasterThreads(previousMaxMasterThreads);
-    }
 
     /** Inputs of one scan: x [B,T,nh,P], dt [B,T,nh] (> 0), a [nh] (< 0), b and c [B,T,G,N]. */
     private static final class ScanInputs {
