@@ -126,7 +126,7 @@ public final class Mamba2Mixer implements Mixer {
         SDVariable a = sd.math().exp(params.get(prefix + A_LOG)).neg();
 
         SDVariable y = SsdScan.scan(sd, xs, dt, a, b, c, nh, headDim, groups, state, config.getChunkSize());
-        y = y.add(xs.mul(params.get(prefix + D).reshape(nh, 1)));                       // D skip on the post-conv x
+        y = y.add(M21Workarounds.broadcastMul(sd, xs, params.get(prefix + D).reshape(nh, 1)));                       // D skip on the post-conv x
         SDVariable gated = SdMath.reshape(sd, y, batchTime, SdMath.constDims(sd, dInner)).mul(SdMath.silu(sd, z));
         SDVariable normed = gatedGroupNorm(sd, gated, batchTime, params.get(prefix + NORM));
 
@@ -153,7 +153,7 @@ public final class Mamba2Mixer implements Mixer {
             SDVariable shifted = sd.stridedSlice(padded, new long[]{0, j, 0}, new long[]{0, end, 0}, new long[]{1, 1, 1},
                     0b101, endMask, 0, 0, 0);
             SDVariable tap = SdMath.sliceLastAxis(sd, taps, 2, j, j + 1).reshape(channels);
-            SDVariable term = shifted.mul(tap);
+            SDVariable term = M21Workarounds.broadcastMul(sd, shifted, tap);
             out = out == null ? term : out.add(term);
         }
         return bias == null ? out : out.add(bias);
@@ -175,7 +175,7 @@ public final class Mamba2Mixer implements Mixer {
         int groupSize = config.dInner() / groups;
         SDVariable grouped = SdMath.reshape(sd, gated, batchTime, SdMath.constDims(sd, groups, groupSize));
         SDVariable normed = SdMath.normalizeRms(sd, grouped, config.getLayerNormEpsilon(), 4);
-        return SdMath.reshape(sd, normed, batchTime, SdMath.constDims(sd, config.dInner())).mul(weight);
+        return M21Workarounds.broadcastMul(sd, SdMath.reshape(sd, normed, batchTime, SdMath.constDims(sd, config.dInner())), weight);
     }
 
     @Override

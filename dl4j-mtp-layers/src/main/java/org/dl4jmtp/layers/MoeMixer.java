@@ -96,7 +96,7 @@ public final class MoeMixer implements Mixer {
         for (int j = 0; j < experts; j++) {
             SDVariable expertOut = MlpMixer.relu2Rows(sd, expertInput, params.get(prefix + expertUp(j)),
                     params.get(prefix + expertDown(j)));
-            SDVariable weighted = expertOut.mul(SdMath.sliceLastAxis(sd, weights, 2, j, j + 1));
+            SDVariable weighted = M21Workarounds.broadcastMul(sd, expertOut, SdMath.sliceLastAxis(sd, weights, 2, j, j + 1));
             routed = routed == null ? weighted : routed.add(weighted);
         }
         if (config.hasLatentMoe()) {

@@ -17,13 +17,13 @@ public final class SdMath {
 
     /** RMSNorm over the last axis: {@code w ⊙ x / sqrt(mean(x²) + eps)}. */
     public static SDVariable rmsNorm(SameDiff sd, SDVariable x, SDVariable weight, double eps, int rank) {
-        return normalizeRms(sd, x, eps, rank).mul(weight);
+        return M21Workarounds.broadcastMul(sd, normalizeRms(sd, x, eps, rank), weight);
     }
 
     /** {@code x / sqrt(mean(x²) + eps)} over the last axis, without a weight. */
     public static SDVariable normalizeRms(SameDiff sd, SDVariable x, double eps, int rank) {
         SDVariable meanSquare = M21Workarounds.meanLastAxisKeepDims(x.mul(x), rank);
-        return x.mul(sd.math().rsqrt(meanSquare.add(eps)));
+        return M21Workarounds.broadcastMul(sd, x, sd.math().rsqrt(meanSquare.add(eps)));
     }
 
     /** SiLU (swish): {@code x·sigmoid(x)}. */

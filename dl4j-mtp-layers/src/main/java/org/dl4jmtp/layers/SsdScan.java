@@ -18,8 +18,8 @@ import org.nd4j.linalg.factory.Nd4j;
  */
 public final class SsdScan {
 
-    /** Added (negated) to masked exponents so that exp() underflows to exactly 0 without inf·0 in backprop. */
-    private static final double MASKED_EXPONENT = 1e4;
+    /** Added (negated) to masked exponents so that exp() underflows to exactly 0 (representable in float). */
+    private static final double MASKED_EXPONENT = 1e30;
 
     private SsdScan() {
     }
@@ -41,15 +41,12 @@ public final class SsdScan {
         SDVariable padAmount = padToMultiple(sd, sd.sizeAt(x, 1), q);
         SDVariable xc = padTime(sd, x, padAmount, 4).reshape(-1, q, nh, p);
         SDVariable dtc = padTime(sd, dt, padAmount, 3).reshape(-1, q, nh);
-        SDVariable bc = headsFromGroups(sd, padTime(sd, b, padAmount, 4).reshape(-1, q, g, n), q, g, headsPerGroup, n);
-        SDVariable cc = headsFromGroups(sd, padTime(sd, c, padAmount, 4).reshape(-1, q, g, n), q, g, headsPerGroup, n);
-
         // Head-major layout [BZ, nh, Q, ·] so that every product below is a rank-4 batched mmul.
+        SDVariable bh = headsFromGroups(sd, padTime(sd, b, padAmount, 4).reshape(-1, q, g, n), q, g, headsPerGroup, n);
+        SDVariable ch = headsFromGroups(sd, padTime(sd, c, padAmount, 4).reshape(-1, q, g, n), q, g, headsPerGroup, n);
         SDVariable xh = xc.permute(0, 2, 1, 3);
-        SDVariable bh = bc.permute(0, 2, 1, 3);
-        SDVariable ch = cc.permute(0, 2, 1, 3);
         SDVariable dth = dtc.permute(0, 2, 1);                                   // [BZ, nh, Q]
-        SDVariable decayRate = dth.mul(a.reshape(1, nh, 1));                     // a_l = dt_l·A
+        SDVariable decayRate = M21Workarounds.broadcastMul(sd, dth, a.reshape(1, nh, 1));  // a_l = dt_l·A
 
         // Within-chunk cumulative sum as a product with a constant triangular matrix (no cumsum op needed).
         SDVariable upperOnes = sd.constant(triangular(type, q, false));
@@ -59,14 +56,14 @@ public final class SsdScan {
         SDVariable causal = sd.constant(triangular(type, q, true));            // [l, s] = 1 for l >= s
         SDVariable segsum = sd.expandDims(acum, 3).sub(sd.expandDims(acum, 2));
         SDVariable decay = maskedExp(sd, segsum, causal);
-        SDVariable xbar = xh.mul(sd.expandDims(dth, 3));                         // X̄ = dt·x
+        SDVariable xbar = M21Workarounds.broadcastMul(sd, xh, sd.expandDims(dth, 3));   // X̄ = dt·x
         SDVariable scores = sd.mmul(ch, bh, false, true, false);                 // [BZ, nh, Q, Q]
         SDVariable yDiag = sd.mmul(scores.mul(decay), xbar);                     // [BZ, nh, Q, P]
 
         // Chunk states ΔS_c = Σ_s exp(Acum[Q-1]-Acum[s])·X̄_s ⊗ B_s : [BZ, nh, P, N]
         SDVariable chunkTotal = SdMath.sliceLastAxis(sd, acum, 3, q - 1, q);    // [BZ, nh, 1]
         SDVariable toEnd = sd.math().exp(chunkTotal.sub(acum));
-        SDVariable chunkStates = sd.mmul(xbar.mul(sd.expandDims(toEnd, 3)).permute(0, 1, 3, 2), bh);
+        SDVariable chunkStates = sd.mmul(M21Workarounds.broadcastMul(sd, xbar, sd.expandDims(toEnd, 3)).permute(0, 1, 3, 2), bh);
 
         // Inter-chunk scan over the (dynamic) chunk axis, batched per sequence and head.
         SDVariable batch = SdMath.dims(sd, x, 0, 1);
@@ -81,7 +78,7 @@ public final class SsdScan {
         SDVariable entering = enteringStates.permute(0, 2, 1, 3).reshape(-1, nh, p, n).permute(0, 1, 3, 2); // [BZ, nh, N, P]
 
         // Off-diagonal term: Y_off[l] = exp(Acum[l])·(C_l·H_z)
-        SDVariable yOff = sd.mmul(ch, entering).mul(sd.expandDims(sd.math().exp(acum), 3));
+        SDVariable yOff = M21Workarounds.broadcastMul(sd, sd.mmul(ch, entering), sd.expandDims(sd.math().exp(acum), 3));
 
         SDVariable yPadded = SdMath.reshape(sd, yDiag.add(yOff).permute(0, 2, 1, 3), batch, SdMath.constDims(sd, -1, nh, p));
         return sd.slice(yPadded, sd.constant(Nd4j.zeros(DataType.LONG, 4)), sd.shape(x));
@@ -103,18 +100,31 @@ public final class SsdScan {
         return sd.nn().pad(v, sd.concat(0, rows), 0.0);
     }
 
-    /** [BZ, Q, G, N] → [BZ, Q, nh, N]: head h reads group h / (nh/G) (heads are contiguous per group). */
+    /**
+     * [BZ, Q, G, N] → head-major [BZ, nh, Q, N]: head h reads group h / (nh/G) (heads are contiguous per group).
+     * Done as a product with a constant 0/1 [G, nh] expansion matrix rather than a {@code tile}: M2.1's tile_bp is a
+     * slow generic loop (issue 6 profile), a 2-D mmul and its backprop are BLAS calls.
+     */
     private static SDVariable headsFromGroups(SameDiff sd, SDVariable v, int q, int g, int headsPerGroup, int n) {
         if (headsPerGroup == 1) {
-            return v;
+            return v.permute(0, 2, 1, 3);
         }
-        SDVariable tiled = sd.tile(sd.expandDims(v, 3), 1, 1, 1, headsPerGroup, 1);
-        return tiled.reshape(-1, q, (long) g * headsPerGroup, n);
+        int nh = g * headsPerGroup;
+        org.nd4j.linalg.api.ndarray.INDArray expansion = Nd4j.zeros(v.dataType(), g, nh);
+        for (int h = 0; h < nh; h++) {
+            expansion.putScalar(h / headsPerGroup, h, 1.0);
+        }
+        SDVariable perHead = sd.mmul(v.permute(0, 1, 3, 2).reshape(-1, g), sd.constant(expansion)); // [BZ·Q·N, nh]
+        return perHead.reshape(-1, q, n, nh).permute(0, 3, 1, 2);
     }
 
-    /** exp(v) where mask = 1, exactly 0 where mask = 0 (masked before the exp so nothing overflows). */
+    /**
+     * exp(v) where mask = 1, exactly 0 where mask = 0: a huge negative bias is added where masked, so the masked exp
+     * underflows to 0 and its gradient is 0 (for any finite v). Additive rather than {@code v·mask} because M2.1's
+     * broadcast multiply_bp is slow (see {@link M21Workarounds#broadcastMul}).
+     */
     private static SDVariable maskedExp(SameDiff sd, SDVariable v, SDVariable mask) {
-        return sd.math().exp(v.mul(mask).add(mask.sub(1.0).mul(MASKED_EXPONENT)));
+        return sd.math().exp(v.add(mask.sub(1.0).mul(MASKED_EXPONENT)));
     }
 
     /** Constant [q, q] 0/1 matrix: lower-triangular (row >= col) or upper-triangular (row <= col). */

@@ -38,6 +38,7 @@ public final class OpProfiler extends BaseListener {
     private final Map<String, Stat> byOp = new TreeMap<>();
     private final Map<String, Stat> byLayer = new TreeMap<>();
     private final Map<String, Stat> byLayerOp = new TreeMap<>();
+    private final Map<String, Stat> byInstance = new TreeMap<>();
     private boolean enabled;
 
     @Override
@@ -109,6 +110,10 @@ public final class OpProfiler extends BaseListener {
         add(byOp, opName, dt);
         add(byLayer, layer, dt);
         add(byLayerOp, layer + " / " + opName, dt);
+        // one op of the graph (its own name and output shape), summed over layers of the same structure
+        String shape = outputs != null && outputs.length > 0 && outputs[0] != null
+                ? java.util.Arrays.toString(outputs[0].shape()) : "";
+        add(byInstance, opName + " " + op.getName() + " " + shape, dt);
     }
 
     private static void add(Map<String, Stat> m, String key, long dt) {
@@ -129,6 +134,7 @@ public final class OpProfiler extends BaseListener {
         out.put("by_op", topOf(byOp, steps, top, total));
         out.put("by_layer", topOf(byLayer, steps, top, total));
         out.put("by_layer_op", topOf(byLayerOp, steps, top, total));
+        out.put("by_op_instance", topOf(byInstance, steps, top, total));
         return out;
     }
 
