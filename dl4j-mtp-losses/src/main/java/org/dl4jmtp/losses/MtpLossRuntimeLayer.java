@@ -36,4 +36,9 @@ public class MtpLossRuntimeLayer extends SameDiffOutputLayer {
     public MtpLossReport lastReport() {
         return lastReport;
     }
+
+    /** Replaces the report, for {@code DataParallelGraph}, which combines the reports of its batch slices. */
+    public void setLastReport(MtpLossReport report) {
+        this.lastReport = report;
+    }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.model.DataParallelGraph;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -82,6 +83,10 @@ public class BenchCommand implements Callable<Integer> {
             + " report the top N op types / layers over the measured steps (0 = off, the default)")
     int opProfileTop = 0;
 
+    @Option(names = "--replicas", description = "compute each step's gradient on this many slices of the batch in"
+            + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: ${DEFAULT-VALUE})")
+    int replicas = 1;
+
     @Option(names = "--json", description = "print one JSON object instead of text")
     boolean json;
 
@@ -144,6 +149,9 @@ public class BenchCommand implements Callable<Integer> {
         long buildStart = System.nanoTime();
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)
                 .updater(adam).dataType(DataType.FLOAT).seed(seed).build();
+        if (replicas > 1) {
+            graph = DataParallelGraph.of(graph, replicas);
+        }
         double buildSeconds = (System.nanoTime() - buildStart) / 1e9;
 
         Flops flops = Flops.of(config, mtp, seqLen);
@@ -254,6 +262,7 @@ public class BenchCommand implements Callable<Integer> {
         res.put("peak_gflops", PEAK_GFLOPS);
         res.put("loss_first_last", List.of(losses.get(0), losses.get(losses.size() - 1)));
         res.put("graph_build_s", buildSeconds);
+        res.put("replicas", replicas);
         res.put("env", environment());
         if (profiler != null) {
             res.put("op_profile", profiler.report(stepSeconds.size(), opProfileTop));

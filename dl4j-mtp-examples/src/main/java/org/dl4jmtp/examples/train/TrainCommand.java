@@ -77,6 +77,9 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--checkpoint-every", defaultValue = "100") int checkpointEvery;
     @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
     @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
+    @Option(names = "--replicas", defaultValue = "1", description = "Compute each step on this many slices of the"
+            + " batch in parallel threads (exact; fastest with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 and one replica"
+            + " per core; default: 1).") int replicas;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
     @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
     boolean ui;
@@ -92,7 +95,7 @@ public final class TrainCommand implements Callable<Integer> {
         Trainer.Result result;
         CorpusTrainingData data;
         if (resume != null) {
-            Trainer trainer = new Trainer(resume, log);
+            Trainer trainer = new Trainer(resume, log).replicas(replicas);
             Trainer.RunFile run = trainer.readRunFile();
             data = new CorpusTrainingData(text, tokenizer, validationFraction, run.options());
             result = reportingDivergence(trainer, () -> trainer.resume(data));
@@ -106,7 +109,7 @@ public final class TrainCommand implements Callable<Integer> {
             mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
             TrainOptions options = new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed,
                     evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dtype.toUpperCase(Locale.ROOT));
-            Trainer trainer = new Trainer(out, log);
+            Trainer trainer = new Trainer(out, log).replicas(replicas);
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
         }

@@ -93,6 +93,26 @@ class TrainerTest {
     }
 
     @Test
+    void twoReplicasFollowTheSameTrajectoryInDouble(@TempDir Path base) throws Exception {
+        Corpus corpus = Corpus.synthetic(6, 3, 3000);
+        TrainOptions options = options(4, 2, 4, "DOUBLE");
+        NemotronV3Config config = microConfig();
+        MtpConfig mtp = MtpConfig.fromHf(config);
+        Path serial = base.resolve("serial");
+        new Trainer(serial, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        Path parallel = base.resolve("parallel");
+        new Trainer(parallel, QUIET).replicas(2)
+                .train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+
+        List<Double> expected = losses(serial);
+        List<Double> actual = losses(parallel);
+        assertEquals(4, actual.size());
+        for (int i = 0; i < expected.size(); i++) {
+            assertEquals(expected.get(i), actual.get(i), 1e-12, "loss of step " + (i + 1));
+        }
+    }
+
+    @Test
     void aNanLossStopsWithTheStepAndKeepsTheLastGoodCheckpoint(@TempDir Path dir) throws Exception {
         Corpus corpus = Corpus.synthetic(9, 3, 3000);
         TrainOptions options = options(10, 100, 3, "FLOAT");
