@@ -13,12 +13,17 @@ import org.nd4j.autodiff.samediff.SameDiff;
  * {@code total = L_main + (λ/D)·Σ_d L_d} with every CE sum divided by N = #main labels (NeMo Automodel) or, per depth,
  * by its own count N_d (Megatron). N = 0 gives 0, not NaN (division by max(N, 1)).
  *
- * <p>One definition, used by the loss layer (score and gradients) and by {@link MtpLossEvaluator} (per-depth values).
+ * <p>One definition, used by the loss layer for its score, its gradients and its per-depth report. The report's
+ * variables have fixed names ({@link #depthLossName}, {@link #labelCountName}, {@link #TOTAL_LOSS}) so that the layer
+ * can fetch them from the same execution as the score.
  */
 public final class MtpLossMath {
 
     /** The label value of an ignored position. */
     public static final double IGNORE_INDEX = -100;
+
+    /** Name of the total loss variable when D > 0 (with D = 0 the total is L_main itself). */
+    public static final String TOTAL_LOSS = "mtp_total_loss";
 
     /** SameDiff variables of one loss definition; index 0 of the arrays is the main head, d the MTP depth d. */
     public static final class Outputs {
@@ -36,6 +41,16 @@ public final class MtpLossMath {
     }
 
     private MtpLossMath() {
+    }
+
+    /** Name of L_d (d = 0: L_main) in a graph built by {@link #define}. */
+    public static String depthLossName(int d) {
+        return "mtp_loss_depth_" + d;
+    }
+
+    /** Name of the label count of depth d (d = 0: N) in a graph built by {@link #define}. */
+    public static String labelCountName(int d) {
+        return "mtp_label_count_depth_" + d;
     }
 
     /**
@@ -74,19 +89,20 @@ public final class MtpLossMath {
             }
             SDVariable flatTargets = depthTargets.reshape(-1);
             ceSums[d] = M21Workarounds.crossEntropyPerRow(sd, logits, flatTargets, v).sum();
-            counts[d] = flatTargets.gte(0.0).castTo(logits.dataType()).sum();
+            counts[d] = flatTargets.gte(0.0).castTo(logits.dataType()).sum(labelCountName(d));
         }
 
         SDVariable one = sd.constant(org.nd4j.linalg.factory.Nd4j.scalar(input.dataType(), 1.0));
         SDVariable mainCount = sd.math().max(counts[0], one);
         SDVariable[] losses = new SDVariable[depths + 1];
-        losses[0] = ceSums[0].div(mainCount);
+        losses[0] = ceSums[0].div(depthLossName(0), mainCount);
         SDVariable total = losses[0];
         for (int d = 1; d <= depths; d++) {
             SDVariable denominator = settings.getNormalization() == MtpLossNormalization.PER_DEPTH_COUNT
                     ? sd.math().max(counts[d], one) : mainCount;
-            losses[d] = ceSums[d].div(denominator);
-            total = total.add(losses[d].mul(settings.getLossScalingFactor() / depths));
+            losses[d] = ceSums[d].div(depthLossName(d), denominator);
+            // the last sum is the total; named for the layer's report (same summation order as ever)
+            total = total.add(d == depths ? TOTAL_LOSS : null, losses[d].mul(settings.getLossScalingFactor() / depths));
         }
         return new Outputs(total, losses, counts, mainLogits);
     }

@@ -6,6 +6,7 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.losses.MtpLossRuntimeLayer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -84,6 +85,44 @@ class FixtureParityTest {
             assertEquals(92, checked, "every parameter's gradient is in the fixture");
             assertEquals(expected.get("total_loss").asDouble(), graph.score(), lossTol, "score after backprop");
         }
+    }
+
+    /**
+     * The per-depth report of a training step (fit: scored inside DL4J's training workspaces, before the update) and
+     * of a head input recorded by feedForward (validation), against the reference.
+     */
+    @Test
+    void lossReportOfTrainingStepAndOfRecordedHeadInputMatches() throws Exception {
+        JsonNode expected = TinyHybridFixture.expected();
+        try (SafetensorsCheckpoint io = TinyHybridFixture.io()) {
+            INDArray ids = TokenIds.toGraphInput(io.get("input_ids"), 97, DataType.DOUBLE);
+            INDArray labels = TokenIds.toGraphLabels(io.get("labels"), 97, DataType.DOUBLE);
+
+            ComputationGraph graph = TinyHybridFixture.load(DataType.DOUBLE).graph();
+            MtpLossRuntimeLayer lossLayer = (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+            graph.fit(new org.nd4j.linalg.dataset.MultiDataSet(ids, labels));
+            assertReportMatches(expected, lossLayer.lastReport(), "fit");
+            assertEquals(expected.get("total_loss").asDouble(), graph.score(), 1e-10, "fit: score()");
+
+            graph = TinyHybridFixture.load(DataType.DOUBLE).graph();
+            lossLayer = (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+            INDArray headInput = graph.feedForward(new INDArray[]{ids}, false, false).get(GraphNames.LM_HEAD_INPUT);
+            assertReportMatches(expected, lossLayer.evaluate(headInput, labels), "evaluate");
+        }
+    }
+
+    private static void assertReportMatches(JsonNode expected, MtpLossReport report, String path) {
+        assertTrue(report != null, path + ": no report");
+        assertEquals(expected.get("loss_main").asDouble(), report.mainLoss(), 1e-10, path + ": main loss");
+        for (int d = 1; d <= 2; d++) {
+            assertEquals(expected.get("mtp_per_depth_losses").get(d - 1).asDouble(), report.depthLosses()[d], 1e-10,
+                    path + ": loss of depth " + d);
+            assertEquals(expected.get("mtp_label_counts_per_depth").get(d - 1).asLong(), report.labelCounts()[d],
+                    path + ": count of depth " + d);
+        }
+        assertEquals(expected.get("N").asLong(), report.labelCounts()[0], path + ": N");
+        assertEquals(expected.get("mtp_loss").asDouble(), report.mtpLoss(), 1e-10, path + ": MTP loss");
+        assertEquals(expected.get("total_loss").asDouble(), report.totalLoss(), 1e-10, path + ": total");
     }
 
     @Test

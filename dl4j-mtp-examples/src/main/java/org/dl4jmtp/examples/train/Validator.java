@@ -5,9 +5,9 @@ import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.layers.MoeMixer;
 import org.dl4jmtp.layers.NemotronV3Block;
-import org.dl4jmtp.losses.MtpLossEvaluator;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.losses.MtpLossRuntimeLayer;
 import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -30,14 +30,13 @@ import java.util.Map;
 public final class Validator {
 
     private final NemotronV3ForCausalLM model;
-    private final MtpLossEvaluator lossEvaluator;
+    private final MtpLossRuntimeLayer lossLayer;
     private final MtpLossLayer lossSettings;
 
     public Validator(NemotronV3ForCausalLM model) {
         this.model = model;
-        ComputationGraph graph = model.graph();
-        this.lossSettings = (MtpLossLayer) graph.getLayer(GraphNames.LM_HEAD).conf().getLayer();
-        this.lossEvaluator = new MtpLossEvaluator(lossSettings, graph.getConfiguration().getDataType());
+        this.lossLayer = (MtpLossRuntimeLayer) model.graph().getLayer(GraphNames.LM_HEAD);
+        this.lossSettings = (MtpLossLayer) lossLayer.conf().getLayer();
     }
 
     public ValidationReport evaluate(MultiDataSetIterator batches) {
@@ -63,7 +62,7 @@ public final class Validator {
             Map<String, INDArray> acts = graph.feedForward(new INDArray[]{features}, false, false);
             INDArray headInput = acts.get(depths > 0 ? GraphNames.LM_HEAD_INPUT : GraphNames.NORM_F);
 
-            MtpLossReport report = lossEvaluator.evaluate(headInput, labels, weight);
+            MtpLossReport report = lossLayer.evaluate(headInput, labels);
             for (int d = 0; d <= depths; d++) {
                 long denominator = d == 0 || lossSettings.getNormalization() == MtpLossNormalization.MAIN_LABEL_COUNT
                         ? report.labelCounts()[0] : report.labelCounts()[d];
