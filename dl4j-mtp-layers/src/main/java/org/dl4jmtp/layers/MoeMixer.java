@@ -16,7 +16,9 @@ import java.util.Map;
  *
  * <p><b>Cost:</b> every expert runs on every token and the top-k choice is applied as a 0/1 mask on the weights,
  * because M2.1's {@code gather} has no working gradient, so token dispatch is not trainable. Expert FLOPs are E/k
- * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical.
+ * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical. All experts run as one
+ * relu² MLP with E·I hidden units ({@link #routedExperts}), so the number of ops does not grow with E; spreading
+ * the weights over the hidden units adds an [n, E]·[E, E·I] product.
  */
 public final class MoeMixer implements Mixer {
 
@@ -92,19 +94,41 @@ public final class MoeMixer implements Mixer {
 
         SDVariable expertInput = config.hasLatentMoe()
                 ? sd.mmul(rows, params.get(prefix + FC1_LATENT), false, true, false) : rows;
-        SDVariable routed = null;
-        for (int j = 0; j < experts; j++) {
-            SDVariable expertOut = MlpMixer.relu2Rows(sd, expertInput, params.get(prefix + expertUp(j)),
-                    params.get(prefix + expertDown(j)));
-            SDVariable weighted = M21Workarounds.broadcastMul(sd, expertOut, SdMath.sliceLastAxis(sd, weights, 2, j, j + 1));
-            routed = routed == null ? weighted : routed.add(weighted);
-        }
+        SDVariable routed = routedExperts(sd, expertInput, weights, params, prefix);
         if (config.hasLatentMoe()) {
             routed = sd.mmul(routed, params.get(prefix + FC2_LATENT), false, true, false);
         }
         SDVariable shared = MlpMixer.relu2Rows(sd, rows, params.get(prefix + SHARED_UP), params.get(prefix + SHARED_DOWN));
         SDVariable out = routed.add(shared);
         return SdMath.reshape(sd, out, SdMath.dims(sd, x, 0, 2), SdMath.constDims(sd, h));
+    }
+
+    /**
+     * {@code Σ_j w_j · down_j(relu(up_j x)²)} for all experts at once, as one wide relu² MLP whose hidden units
+     * j·I … (j+1)·I-1 belong to expert j: scaling each hidden unit by its expert's weight before the (linear) down
+     * projection gives the same weighted sum. The per-expert parameters are concatenated inside the graph, so the
+     * parameter layout stays per expert and each gets its slice of the gradient.
+     *
+     * @param expertInput [n, in]
+     * @param weights     [n, E] routing weights (0 for unselected experts)
+     * @return [n, in]
+     */
+    private SDVariable routedExperts(SameDiff sd, SDVariable expertInput, SDVariable weights,
+                                     Map<String, SDVariable> params, String prefix) {
+        int experts = config.getNRoutedExperts();
+        int expertSize = config.getMoeIntermediateSize();
+        SDVariable[] ups = new SDVariable[experts];
+        SDVariable[] downs = new SDVariable[experts];
+        for (int j = 0; j < experts; j++) {
+            ups[j] = params.get(prefix + expertUp(j));
+            downs[j] = params.get(prefix + expertDown(j));
+        }
+        SDVariable upAll = sd.concat(0, ups);                                              // [E·I, in]
+        SDVariable downAll = sd.concat(1, downs);                                          // [in, E·I]
+        SDVariable hidden = SdMath.relu2(sd, sd.mmul(expertInput, upAll, false, true, false)); // [n, E·I]
+        // w_j repeated over expert j's units by a 0/1 mmul: same-shape multiply below, no tile_bp or broadcast multiply_bp
+        SDVariable unitWeights = sd.mmul(weights, SdMath.blockExpansion(sd, weights.dataType(), experts, expertSize));
+        return sd.mmul(hidden.mul(unitWeights), downAll, false, true, false);
     }
 
     @Override

@@ -4,7 +4,9 @@ import org.nd4j.autodiff.samediff.SDIndex;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Small SameDiff building blocks shared by every mixer, the MTP sublayers and the loss. Shapes are dynamic in the
@@ -65,6 +67,20 @@ public final class SdMath {
      */
     public static SDVariable reshape(SameDiff sd, SDVariable x, SDVariable... shapePieces) {
         return sd.reshape(x, sd.concat(0, shapePieces));
+    }
+
+    /**
+     * Constant 0/1 matrix [blocks, blocks·blockSize] with ones at [j, j·blockSize + i]: {@code v · E} repeats each
+     * column of v blockSize times. A 2-D mmul and its backprop are BLAS calls, where M2.1's tile_bp is a slow
+     * generic loop (issue 6 profile).
+     */
+    public static SDVariable blockExpansion(SameDiff sd, DataType dataType, int blocks, int blockSize) {
+        INDArray expansion = Nd4j.zeros(dataType, blocks, (long) blocks * blockSize);
+        for (int j = 0; j < blocks; j++) {
+            expansion.get(NDArrayIndex.point(j), NDArrayIndex.interval((long) j * blockSize, (long) (j + 1) * blockSize))
+                    .assign(1.0);
+        }
+        return sd.constant(expansion);
     }
 
     /** A 0/1 matrix [n, n] with ones where {@code row >= col} (causal), built from a dynamic length n. */

@@ -102,19 +102,16 @@ public final class SsdScan {
 
     /**
      * [BZ, Q, G, N] → head-major [BZ, nh, Q, N]: head h reads group h / (nh/G) (heads are contiguous per group).
-     * Done as a product with a constant 0/1 [G, nh] expansion matrix rather than a {@code tile}: M2.1's tile_bp is a
-     * slow generic loop (issue 6 profile), a 2-D mmul and its backprop are BLAS calls.
+     * Done as a product with a constant 0/1 [G, nh] expansion matrix ({@link SdMath#blockExpansion}) rather than a
+     * {@code tile}.
      */
     private static SDVariable headsFromGroups(SameDiff sd, SDVariable v, int q, int g, int headsPerGroup, int n) {
         if (headsPerGroup == 1) {
             return v.permute(0, 2, 1, 3);
         }
         int nh = g * headsPerGroup;
-        org.nd4j.linalg.api.ndarray.INDArray expansion = Nd4j.zeros(v.dataType(), g, nh);
-        for (int h = 0; h < nh; h++) {
-            expansion.putScalar(h / headsPerGroup, h, 1.0);
-        }
-        SDVariable perHead = sd.mmul(v.permute(0, 1, 3, 2).reshape(-1, g), sd.constant(expansion)); // [BZ·Q·N, nh]
+        SDVariable expansion = SdMath.blockExpansion(sd, v.dataType(), g, headsPerGroup);
+        SDVariable perHead = sd.mmul(v.permute(0, 1, 3, 2).reshape(-1, g), expansion); // [BZ·Q·N, nh]
         return perHead.reshape(-1, q, n, nh).permute(0, 3, 1, 2);
     }
 
