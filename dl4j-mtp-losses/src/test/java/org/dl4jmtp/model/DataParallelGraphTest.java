@@ -22,8 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link DataParallelGraph} trains exactly like a plain graph: the same Adam steps on the same batches (double
- * precision, all four block types, MTP D = 2, ignored labels spread unevenly over the slices, uneven slice sizes)
- * give the same parameters, scores and per-depth reports, for both loss normalisations (the per-depth one exercises
+ * precision, all four block types, MTP D = 2, ignored labels spread unevenly over the slices, uneven slice sizes,
+ * more replicas than rows) give the same parameters, scores and per-depth reports, for both loss normalisations (the per-depth one exercises
  * the exact whole-batch recomputation when the slices' label counts do not split proportionally).
  */
 class DataParallelGraphTest {
@@ -31,7 +31,7 @@ class DataParallelGraphTest {
     private static final int T = 12;
 
     @ParameterizedTest
-    @CsvSource({"MAIN_LABEL_COUNT, 2, 3", "MAIN_LABEL_COUNT, 3, 5", "PER_DEPTH_COUNT, 2, 3", "MAIN_LABEL_COUNT, 4, 2"})
+    @CsvSource({"MAIN_LABEL_COUNT, 3, 5", "PER_DEPTH_COUNT, 2, 3", "MAIN_LABEL_COUNT, 4, 2"})
     void matchesSerialTraining(MtpLossNormalization normalization, int replicas, int batch) {
         NemotronV3Config cfg = TrainingSmokeTest.tinyConfig();
         MtpConfig mtp = MtpConfig.builder().numLayers(2).layerPattern("*E").lossScalingFactor(0.3)
