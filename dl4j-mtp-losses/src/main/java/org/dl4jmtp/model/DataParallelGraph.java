@@ -51,7 +51,7 @@ public class DataParallelGraph extends ComputationGraph {
 
     /**
      * A data-parallel graph that continues training {@code source}: same configuration, a copy of its parameters,
-     * updater state and iteration/epoch counts. Use the returned graph from then on.
+     * updater state and iteration/epoch counts (not its listeners). Use the returned graph from then on.
      */
     public static DataParallelGraph of(ComputationGraph source, int replicas) {
         DataParallelGraph graph = new DataParallelGraph(source, replicas);
