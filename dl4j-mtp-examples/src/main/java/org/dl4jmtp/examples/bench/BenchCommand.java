@@ -279,8 +279,9 @@ public class BenchCommand implements Callable<Integer> {
     private void printText(java.io.PrintStream out, Map<String, Object> r, List<Double> stepSeconds, Flops flops) {
         @SuppressWarnings("unchecked")
         Map<String, Object> env = (Map<String, Object>) r.get("env");
-        out.printf("preset %s: batch %s x seq %s = %s tokens/step, float32, dl4j-mtp (ND4J %s threads)%n",
-                preset, r.get("batch_size"), r.get("seq_len"), r.get("tokens_per_step"), env.get("nd4j_max_threads"));
+        out.printf("preset %s: batch %s x seq %s = %s tokens/step, float32, dl4j-mtp (ND4J %s threads, %s replica(s))%n",
+                preset, r.get("batch_size"), r.get("seq_len"), r.get("tokens_per_step"), env.get("nd4j_max_threads"),
+                r.get("replicas"));
         out.printf("  env: GLIBC_TUNABLES=%s OMP_WAIT_POLICY=%s OMP_NUM_THREADS=%s OPENBLAS_CORETYPE=%s%n",
                 env.get("GLIBC_TUNABLES"), env.get("OMP_WAIT_POLICY"), env.get("OMP_NUM_THREADS"),
                 env.get("OPENBLAS_CORETYPE"));
