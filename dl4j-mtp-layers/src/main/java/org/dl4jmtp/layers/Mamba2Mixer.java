@@ -126,7 +126,7 @@ public final class Mamba2Mixer implements Mixer {
         SDVariable a = sd.math().exp(params.get(prefix + A_LOG)).neg();
 
         SDVariable y = SsdScan.scan(sd, xs, dt, a, b, c, nh, headDim, groups, state, config.getChunkSize());
-        y = y.add(M21Workarounds.broadcastMul(sd, xs, params.get(prefix + D).reshape(nh, 1)));                       // D skip on the post-conv x
+        y = y.add(M21Workarounds.broadcastMul(sd, xs, params.get(prefix + D).reshape(nh, 1)));  // D skip on the post-conv x
         SDVariable gated = SdMath.reshape(sd, y, batchTime, SdMath.constDims(sd, dInner)).mul(SdMath.silu(sd, z));
         SDVariable normed = gatedGroupNorm(sd, gated, batchTime, params.get(prefix + NORM));
 
@@ -175,7 +175,8 @@ public final class Mamba2Mixer implements Mixer {
         int groupSize = config.dInner() / groups;
         SDVariable grouped = SdMath.reshape(sd, gated, batchTime, SdMath.constDims(sd, groups, groupSize));
         SDVariable normed = SdMath.normalizeRms(sd, grouped, config.getLayerNormEpsilon(), 4);
-        return M21Workarounds.broadcastMul(sd, SdMath.reshape(sd, normed, batchTime, SdMath.constDims(sd, config.dInner())), weight);
+        SDVariable flat = SdMath.reshape(sd, normed, batchTime, SdMath.constDims(sd, config.dInner()));
+        return M21Workarounds.broadcastMul(sd, flat, weight);
     }
 
     @Override

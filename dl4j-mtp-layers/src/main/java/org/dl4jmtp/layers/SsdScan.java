@@ -53,9 +53,10 @@ public final class SsdScan {
         SDVariable acum = sd.mmul(decayRate.reshape(-1, q), upperOnes).reshape(-1, nh, q);  // [BZ, nh, Q]
 
         // Intra-chunk (diagonal) term: Y_diag[l] = Σ_{s≤l} (C_l·B_s)·exp(Acum[l]-Acum[s])·X̄_s
-        SDVariable causal = sd.constant(triangular(type, q, true));            // [l, s] = 1 for l >= s
+        // [l, s]: 0 for l >= s, -MASKED_EXPONENT above the diagonal (a constant, built once)
+        SDVariable causalBias = sd.constant(triangular(type, q, true).subi(1.0).muli(MASKED_EXPONENT));
         SDVariable segsum = sd.expandDims(acum, 3).sub(sd.expandDims(acum, 2));
-        SDVariable decay = maskedExp(sd, segsum, causal);
+        SDVariable decay = maskedExp(sd, segsum, causalBias);
         SDVariable xbar = M21Workarounds.broadcastMul(sd, xh, sd.expandDims(dth, 3));   // X̄ = dt·x
         SDVariable scores = sd.mmul(ch, bh, false, true, false);                 // [BZ, nh, Q, Q]
         SDVariable yDiag = sd.mmul(scores.mul(decay), xbar);                     // [BZ, nh, Q, P]
@@ -63,7 +64,8 @@ public final class SsdScan {
         // Chunk states ΔS_c = Σ_s exp(Acum[Q-1]-Acum[s])·X̄_s ⊗ B_s : [BZ, nh, P, N]
         SDVariable chunkTotal = SdMath.sliceLastAxis(sd, acum, 3, q - 1, q);    // [BZ, nh, 1]
         SDVariable toEnd = sd.math().exp(chunkTotal.sub(acum));
-        SDVariable chunkStates = sd.mmul(M21Workarounds.broadcastMul(sd, xbar, sd.expandDims(toEnd, 3)).permute(0, 1, 3, 2), bh);
+        SDVariable weightedX = M21Workarounds.broadcastMul(sd, xbar, sd.expandDims(toEnd, 3));
+        SDVariable chunkStates = sd.mmul(weightedX.permute(0, 1, 3, 2), bh);
 
         // Inter-chunk scan over the (dynamic) chunk axis, batched per sequence and head.
         SDVariable batch = SdMath.dims(sd, x, 0, 1);
@@ -74,7 +76,7 @@ public final class SsdScan {
         SDVariable cumTotBefore = cumTot.sub(tot);
         SDVariable strictlyEarlier = SdMath.causalMask(sd, sd.sizeAt(tot, 2), type, true); // [z, c] = 1 for c < z
         SDVariable interExponent = sd.expandDims(cumTotBefore, 3).sub(sd.expandDims(cumTot, 2));
-        SDVariable enteringStates = sd.mmul(maskedExp(sd, interExponent, strictlyEarlier), states); // [B, nh, Z, P·N]
+        SDVariable enteringStates = sd.mmul(maskedExp(sd, interExponent, maskBias(strictlyEarlier)), states); // [B, nh, Z, P·N]
         SDVariable entering = enteringStates.permute(0, 2, 1, 3).reshape(-1, nh, p, n).permute(0, 1, 3, 2); // [BZ, nh, N, P]
 
         // Off-diagonal term: Y_off[l] = exp(Acum[l])·(C_l·H_z)
@@ -116,12 +118,17 @@ public final class SsdScan {
     }
 
     /**
-     * exp(v) where mask = 1, exactly 0 where mask = 0: a huge negative bias is added where masked, so the masked exp
-     * underflows to 0 and its gradient is 0 (for any finite v). Additive rather than {@code v·mask} because M2.1's
-     * broadcast multiply_bp is slow (see {@link M21Workarounds#broadcastMul}).
+     * exp(v + bias) with a bias of 0 where kept and -MASKED_EXPONENT where masked ({@link #maskBias}): masked entries
+     * underflow to exactly 0 with a zero gradient (for any finite v). Additive rather than {@code v·mask} because
+     * M2.1's broadcast multiply_bp is slow (see {@link M21Workarounds#broadcastMul}).
      */
-    private static SDVariable maskedExp(SameDiff sd, SDVariable v, SDVariable mask) {
-        return sd.math().exp(v.add(mask.sub(1.0).mul(MASKED_EXPONENT)));
+    private static SDVariable maskedExp(SameDiff sd, SDVariable v, SDVariable bias) {
+        return sd.math().exp(v.add(bias));
+    }
+
+    /** The additive bias of a 0/1 mask: 0 where mask = 1, -MASKED_EXPONENT where mask = 0. */
+    private static SDVariable maskBias(SDVariable mask) {
+        return mask.sub(1.0).mul(MASKED_EXPONENT);
     }
 
     /** Constant [q, q] 0/1 matrix: lower-triangular (row >= col) or upper-triangular (row <= col). */

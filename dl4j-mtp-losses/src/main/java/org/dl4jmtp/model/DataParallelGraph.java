@@ -7,6 +7,7 @@ import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossRuntimeLayer;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
@@ -132,7 +133,9 @@ public class DataParallelGraph extends ComputationGraph {
         double score = weights[0] * score();
         for (int s = 1; s < slices; s++) {
             ComputationGraph replica = graphs.get(s);
-            gradient.addi(replica.getFlattenedGradients().mul(batch * weights[s] / (bounds[s + 1] - bounds[s])));
+            INDArray replicaGradient = replica.getFlattenedGradients();  // gradient += c · replica's, in place
+            Nd4j.getBlasWrapper().level1().axpy(gradient.length(), batch * weights[s] / (bounds[s + 1] - bounds[s]),
+                    replicaGradient, gradient);
             score += weights[s] * replica.score();
         }
         setScore(score);
