@@ -344,6 +344,37 @@ class LayerGradientCheckTest {
     }
 
     @Test
+    void moeExpertsThatReceiveNoTokenGetZeroGradient() {
+        // the correction bias keeps experts 2 and 3 out of every top-2: their dispatch partitions are empty
+        NemotronV3Config cfg = tinyConfig("E");
+        cfg.setNRoutedExperts(4);
+        cfg.setNumExpertsPerTok(2);
+        cfg.validate();
+        ComputationGraph graph = builderGraph(cfg);
+        org.deeplearning4j.nn.api.Layer block = graph.getLayer(GraphNames.backboneLayer(0));
+        block.getParam(NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS).assign(Nd4j.createFromArray(0.0, 0.0, -5.0, -5.0));
+        INDArray[] data = idsAndLabels(5, 16);
+        assertNoRoutingTies(graph, cfg, data[0], 1e-3);
+        check(graph, data[0], data[1], 4);
+
+        graph.setInputs(data[0]);
+        graph.setLabels(data[1]);
+        graph.computeGradientAndScore();
+        Map<String, INDArray> gradients = graph.gradient().gradientForVariable();
+        String layer = GraphNames.backboneLayer(0) + "_" + NemotronV3Block.MIXER_PREFIX;
+        for (int e = 0; e < 4; e++) {
+            double up = gradients.get(layer + MoeMixer.expertUp(e)).norm2Number().doubleValue();
+            double down = gradients.get(layer + MoeMixer.expertDown(e)).norm2Number().doubleValue();
+            if (e < 2) {
+                assertTrue(up > 0 && down > 0, "expert " + e + " is routed to and must get a gradient");
+            } else {
+                assertEquals(0.0, up, 0.0, "expert " + e + " up_proj");
+                assertEquals(0.0, down, 0.0, "expert " + e + " down_proj");
+            }
+        }
+    }
+
+    @Test
     void mixedGraphOfAllFourBlockTypes() {
         // Mamba with G = 2 groups (one head per group); MoE 2 experts top-1 (4 experts top-2: see the latent test)
         NemotronV3Config cfg = tinyConfig("M*E-");

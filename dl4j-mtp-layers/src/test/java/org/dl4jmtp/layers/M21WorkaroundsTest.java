@@ -587,4 +587,53 @@ class M21WorkaroundsTest {
         }
         return true;
     }
+
+    // =====================================================================================================
+    // MoE token dispatch (MoeMixer.routedExperts)
+
+    @Test
+    void gatherBackpropFails() {
+        SameDiff sd = SameDiff.create();
+        SDVariable x = sd.var("x", randn(31, 6, 3));
+        SDVariable rows = sd.gather(x, sd.constant(Nd4j.createFromArray(4, 0, 2, 2)), 0);
+        rows.mul(sd.constant(randn(32, 4, 3))).sum().markAsLoss();
+        assertThrows(RuntimeException.class, () -> sd.calculateGradients(Collections.emptyMap(), "x"),
+                "gather bp fixed upstream? token dispatch could use gather");
+    }
+
+    @Test
+    void dynamicPartitionAndStitchHaveCorrectGradients() {
+        SameDiff sd = SameDiff.create();
+        SDVariable x = sd.var("x", randn(33, 6, 3));
+        SDVariable w = sd.var("w", randn(34, 2, 3));
+        SDVariable partitions = sd.constant(Nd4j.createFromArray(1L, 0L, 2L, 1L, 0L, 2L));
+        SDVariable[] parts = sd.dynamicPartition(x, partitions, 3);
+        SDVariable[] positions = sd.dynamicPartition(sd.constant(Nd4j.arange(6).castTo(DataType.INT64)), partitions, 3);
+        SDVariable[] outs = {sd.mmul(parts[0], w, false, true, false),
+                sd.mmul(parts[1].mul(parts[1]), w, false, true, false), sd.mmul(parts[2], w, false, true, false).mul(3.0)};
+        SDVariable stitched = sd.dynamicStitch(positions, outs);
+        stitched.mul(sd.constant(randn(35, 6, 2))).sum().markAsLoss();
+        assertTrue(GradCheckUtil.checkGradients(sd, null, 1e-6, 1e-5, 1e-10, false, false));
+    }
+
+    @Test
+    void matmulBackpropFailsOnAnEmptyMatrix() {
+        // why every expert gets one zero row: an expert may receive no token
+        SameDiff sd = SameDiff.create();
+        SDVariable x = sd.var("x", randn(36, 6, 3));
+        SDVariable w = sd.var("w", randn(37, 2, 3));
+        SDVariable[] parts = sd.dynamicPartition(x, sd.constant(Nd4j.zeros(DataType.INT64, 6)), 2);
+        sd.mmul(parts[1], w, false, true, false).sum().markAsLoss();
+        assertThrows(RuntimeException.class, () -> sd.calculateGradients(Collections.emptyMap(), "w"),
+                "matmul_bp on an empty matrix fixed upstream? MoeMixer's zero rows are no longer needed");
+    }
+
+    @Test
+    void keepDimsSumOverAnAxisOfSizeOneFails() {
+        // why MoeMixer skips the normalising sum for k = 1
+        SameDiff sd = SameDiff.create();
+        SDVariable column = sd.var("x", randn(38, 4, 3)).sum(true, 1);
+        SDVariable total = column.sum(true, 1);
+        assertThrows(NullPointerException.class, total::eval, "keepDims sum over a size-1 axis fixed upstream?");
+    }
 }
