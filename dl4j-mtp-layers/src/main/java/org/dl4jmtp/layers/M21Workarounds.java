@@ -61,30 +61,17 @@ public final class M21Workarounds {
      * the mask is a constant for backprop.
      */
     public static SDVariable topKMask(SameDiff sd, SDVariable scores, int k, int numColumns) {
-        SDVariable mask = null;
-        for (SDVariable winner : topKIndices(sd, scores, k, numColumns)) {
-            SDVariable oneHot = sd.oneHot(winner, numColumns, -1, 1.0, 0.0, scores.dataType());
-            mask = mask == null ? oneHot : mask.add(oneHot);
-        }
-        return mask;
-    }
-
-    /**
-     * The same selection as {@link #topKMask} (bug B5) as k index vectors [n] (INT64), best first: round j's
-     * argmax after removing the winners of rounds 0..j-1. Constants for backprop.
-     */
-    public static SDVariable[] topKIndices(SameDiff sd, SDVariable scores, int k, int numColumns) {
         SDVariable remaining = stopGradient(sd, scores);
-        SDVariable[] winners = new SDVariable[k];
+        SDVariable mask = null;
         for (int round = 0; round < k; round++) {
-            winners[round] = sd.argmax(remaining, 1);
+            SDVariable winner = sd.oneHot(sd.argmax(remaining, 1), numColumns, -1, 1.0, 0.0, scores.dataType());
+            mask = mask == null ? winner : mask.add(winner);
             if (round < k - 1) {
                 // no dangling variable after the last round: SameDiff would take it for the layer's loss
-                SDVariable oneHot = sd.oneHot(winners[round], numColumns, -1, 1.0, 0.0, scores.dataType());
-                remaining = remaining.sub(oneHot.mul(TOPK_REMOVED));
+                remaining = remaining.sub(winner.mul(TOPK_REMOVED));
             }
         }
-        return winners;
+        return mask;
     }
 
     /** Subtracted from a selected score so that it never wins again (scores are sigmoid outputs plus a bias). */

@@ -4,9 +4,7 @@ import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
-import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Map;
 
@@ -16,10 +14,11 @@ import java.util.Map;
  * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
  * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
  *
- * <p><b>Dispatch:</b> each expert runs only on the tokens routed to it ({@link #routedExperts}: {@code dynamic_partition}
- * / {@code dynamic_stitch}, whose gradients work in M2.1, instead of {@code gather}, whose gradient does not), so the
- * routed-expert FLOPs are those of a sparse MoE. The top-k choice itself is k rounds of argmax
- * ({@link M21Workarounds#topKIndices}).
+ * <p><b>Cost:</b> every expert runs on every token and the top-k choice is applied as a 0/1 mask on the weights,
+ * because M2.1's {@code gather} has no working gradient, so token dispatch is not trainable. Expert FLOPs are E/k
+ * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical. All experts run as one
+ * relu² MLP with E·I hidden units ({@link #routedExperts}), so the number of ops does not grow with E; spreading
+ * the weights over the hidden units adds an [n, E]·[E, E·I] product.
  */
 public final class MoeMixer implements Mixer {
 
@@ -85,26 +84,17 @@ public final class MoeMixer implements Mixer {
 
         SDVariable scores = sd.nn().sigmoid(sd.mmul(rows, params.get(prefix + GATE), false, true, false)); // [n, E]
         SDVariable correctionBias = params.get(prefix + CORRECTION_BIAS);
-        int k = config.getNumExpertsPerTok();
-        SDVariable[] choices = M21Workarounds.topKIndices(sd, scores.add(correctionBias), k, experts); // k × [n]
+        SDVariable selected = M21Workarounds.topKMask(sd, scores.add(correctionBias), config.getNumExpertsPerTok(), experts);
         // + 0·bias: the frozen buffer gets an exactly-zero gradient (DL4J needs one for every parameter)
-        SDVariable unbiased = scores.add(correctionBias.mul(0.0));
-        SDVariable[] chosen = new SDVariable[k];
-        for (int j = 0; j < k; j++) {
-            SDVariable oneHot = sd.oneHot(choices[j], experts, -1, 1.0, 0.0, scores.dataType());
-            chosen[j] = unbiased.mul(oneHot).sum(true, 1);                                 // [n, 1]
-        }
-        SDVariable weights = k == 1 ? chosen[0] : sd.concat(1, chosen);                    // [n, k]
+        SDVariable weights = scores.mul(selected).add(correctionBias.mul(0.0));
         if (config.isNormTopkProb()) {
-            // k = 1: the sum is the weight itself (M2.1 fails on a keepDims sum over an axis of size 1)
-            SDVariable total = k == 1 ? weights : weights.sum(true, 1);
-            weights = weights.div(total.add(NORM_EPS));
+            weights = weights.div(weights.sum(true, 1).add(NORM_EPS));
         }
         weights = weights.mul(config.getRoutedScalingFactor());
 
         SDVariable expertInput = config.hasLatentMoe()
                 ? sd.mmul(rows, params.get(prefix + FC1_LATENT), false, true, false) : rows;
-        SDVariable routed = routedExperts(sd, expertInput, choices, weights, params, prefix);
+        SDVariable routed = routedExperts(sd, expertInput, weights, params, prefix);
         if (config.hasLatentMoe()) {
             routed = sd.mmul(routed, params.get(prefix + FC2_LATENT), false, true, false);
         }
@@ -114,48 +104,31 @@ public final class MoeMixer implements Mixer {
     }
 
     /**
-     * {@code Σ_j w_j · down_{e_j}(relu(up_{e_j} x)²)} over each token's k chosen experts, computing each expert only
-     * on its own tokens. The token rows are repeated once per choice ("slots", choice-major: slot j·n + t), split by
-     * expert with {@code dynamic_partition}, run through their expert, put back in slot order with
-     * {@code dynamic_stitch}, weighted and summed over the k choices. Both ops have working gradients in M2.1, unlike
-     * {@code gather}. Every expert also gets one zero row (slots 0..E-1, dropped afterwards): M2.1's
-     * {@code matmul_bp} fails on an empty matrix, and an expert may receive no token; a zero row adds nothing to
-     * the expert's gradient.
+     * {@code Σ_j w_j · down_j(relu(up_j x)²)} for all experts at once, as one wide relu² MLP whose hidden units
+     * j·I … (j+1)·I-1 belong to expert j: scaling each hidden unit by its expert's weight before the (linear) down
+     * projection gives the same weighted sum. The per-expert parameters are concatenated inside the graph, so the
+     * parameter layout stays per expert and each gets its slice of the gradient.
      *
      * @param expertInput [n, in]
-     * @param choices     k index vectors [n]: each token's chosen experts
-     * @param weights     [n, k] routing weights of the choices
+     * @param weights     [n, E] routing weights (0 for unselected experts)
      * @return [n, in]
      */
-    private SDVariable routedExperts(SameDiff sd, SDVariable expertInput, SDVariable[] choices, SDVariable weights,
+    private SDVariable routedExperts(SameDiff sd, SDVariable expertInput, SDVariable weights,
                                      Map<String, SDVariable> params, String prefix) {
         int experts = config.getNRoutedExperts();
-        int k = choices.length;
-        long in = config.expertInputSize();
-        SDVariable[] slotRows = new SDVariable[k + 1];
-        SDVariable[] slotExperts = new SDVariable[k + 1];
-        slotRows[0] = sd.constant(Nd4j.zeros(expertInput.dataType(), experts, in));
-        slotExperts[0] = sd.constant(Nd4j.arange(experts).castTo(DataType.INT64));
-        for (int j = 0; j < k; j++) {
-            slotRows[j + 1] = expertInput;
-            slotExperts[j + 1] = choices[j].castTo(DataType.INT64);
+        int expertSize = config.getMoeIntermediateSize();
+        SDVariable[] ups = new SDVariable[experts];
+        SDVariable[] downs = new SDVariable[experts];
+        for (int j = 0; j < experts; j++) {
+            ups[j] = params.get(prefix + expertUp(j));
+            downs[j] = params.get(prefix + expertDown(j));
         }
-        SDVariable slotExpert = sd.concat(0, slotExperts);                                // [E + k·n]
-        SDVariable slotPosition = sd.range(sd.constant(Nd4j.scalar(0L)), sd.sizeAt(slotExpert, 0),
-                sd.constant(Nd4j.scalar(1L)), DataType.INT64);
-        SDVariable[] expertRows = sd.dynamicPartition(sd.concat(0, slotRows), slotExpert, experts);
-        SDVariable[] expertPositions = sd.dynamicPartition(slotPosition, slotExpert, experts);
-        SDVariable[] expertOutputs = new SDVariable[experts];
-        for (int e = 0; e < experts; e++) {
-            expertOutputs[e] = MlpMixer.relu2Rows(sd, expertRows[e],
-                    params.get(prefix + expertUp(e)), params.get(prefix + expertDown(e)));
-        }
-        SDVariable stitched = sd.dynamicStitch(expertPositions, expertOutputs);           // [E + k·n, in]
-        SDVariable slotOutputs = sd.stridedSlice(stitched, new long[]{experts, 0}, new long[]{0, 0},
-                new long[]{1, 1}, 0, 3, 0, 0, 0);                                          // [k·n, in]
-        SDVariable slotWeights = weights.permute(1, 0).reshape(-1, 1);                    // [k·n, 1], choice-major
-        SDVariable weighted = M21Workarounds.broadcastMul(sd, slotOutputs, slotWeights);
-        return k == 1 ? weighted : weighted.reshape(k, -1, in).sum(0);
+        SDVariable upAll = sd.concat(0, ups);                                              // [E·I, in]
+        SDVariable downAll = sd.concat(1, downs);                                          // [in, E·I]
+        SDVariable hidden = SdMath.relu2(sd, sd.mmul(expertInput, upAll, false, true, false)); // [n, E·I]
+        // w_j repeated over expert j's units by a 0/1 mmul: same-shape multiply below, no tile_bp or broadcast multiply_bp
+        SDVariable unitWeights = sd.mmul(weights, SdMath.blockExpansion(sd, weights.dataType(), experts, expertSize));
+        return sd.mmul(hidden.mul(unitWeights), downAll, false, true, false);
     }
 
     @Override
