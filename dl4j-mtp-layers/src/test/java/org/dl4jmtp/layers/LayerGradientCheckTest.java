@@ -345,7 +345,7 @@ class LayerGradientCheckTest {
 
     @Test
     void moeExpertsThatReceiveNoTokenGetZeroGradient() {
-        // the correction bias keeps experts 2 and 3 out of every top-2: their dispatch partitions are empty
+        // the correction bias keeps experts 2 and 3 out of every top-2: their routing weights are exactly 0
         NemotronV3Config cfg = tinyConfig("E");
         cfg.setNRoutedExperts(4);
         cfg.setNumExpertsPerTok(2);

@@ -41,8 +41,8 @@ import java.util.concurrent.Callable;
  * out_proj; attention q,k,v,o; MoE router + k routed experts' up/down (+ latent fc1/fc2) + shared expert up/down;
  * dense MLP up/down; lm_head; per MTP depth eh_proj (2H²) + its sublayers + lm_head again; embedding, norms and
  * elementwise ops excluded), F_extra = forward non-weight matmul FLOPs: 4·T·nq·hd per attention layer and
- * 2·Q·(G·N + nh·P) + 4·nh·P·N per Mamba layer. The MoE counts the k routed experts per token, which is also what
- * dl4j-mtp executes (sparse dispatch, see MoeMixer); the forward recomputed inside M2.1's layer backprop is not counted.
+ * 2·Q·(G·N + nh·P) + 4·nh·P·N per Mamba layer. Note that this counts a SPARSE MoE (k experts); dl4j-mtp computes
+ * every expert on every token (see MoeMixer), so its executed FLOPs are higher than the model FLOPs reported.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time full training steps (forward + loss + backward + Adam) on a shared benchmark preset.")
@@ -226,7 +226,7 @@ public class BenchCommand implements Callable<Integer> {
 
         Map<String, Object> res = new LinkedHashMap<>();
         res.put("preset", preset);
-        res.put("implementation", "dl4j-mtp (DL4J/ND4J 1.0.0-M2.1 SameDiff layers, sparse MoE dispatch)");
+        res.put("implementation", "dl4j-mtp (DL4J/ND4J 1.0.0-M2.1 SameDiff layers, dense MoE)");
         res.put("batch_size", batch);
         res.put("seq_len", seqLen);
         res.put("tokens_per_step", tokensPerStep);
