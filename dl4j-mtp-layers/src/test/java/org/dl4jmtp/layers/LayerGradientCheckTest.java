@@ -352,7 +352,8 @@ class LayerGradientCheckTest {
         cfg.validate();
         ComputationGraph graph = builderGraph(cfg);
         org.deeplearning4j.nn.api.Layer block = graph.getLayer(GraphNames.backboneLayer(0));
-        block.getParam(NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS).assign(Nd4j.createFromArray(0.0, 0.0, -5.0, -5.0));
+        block.getParam(NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS)
+                .assign(Nd4j.createFromArray(0.0, 0.0, -5.0, -5.0));
         INDArray[] data = idsAndLabels(5, 16);
         assertNoRoutingTies(graph, cfg, data[0], 1e-3);
         check(graph, data[0], data[1], 4);
