@@ -9,7 +9,7 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.io.HfStateDictAdapter;
 import org.dl4jmtp.io.SafetensorsDType;
 import org.dl4jmtp.io.SafetensorsWriter;
-import org.dl4jmtp.layers.SequenceSameDiffLayer;
+import org.dl4jmtp.layers.FrozenParams;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
@@ -177,7 +177,7 @@ final class EvalCommand implements Callable<Integer> {
             int patternLength = conf instanceof MtpDepthLayer depth ? depth.getSublayerTypes().size() : 0;
             for (String key : layer.paramTable().keySet()) {
                 out.put(HfStateDictAdapter.hfKey(conf.getLayerName(), key, patternLength),
-                        conf instanceof SequenceSameDiffLayer seq && seq.isFrozenParam(key));
+                        conf instanceof FrozenParams frozen && frozen.isFrozenParam(key));
             }
         }
         return out;

@@ -23,7 +23,7 @@ import java.util.Map;
  */
 @Data
 @EqualsAndHashCode(callSuper = true)
-public abstract class SequenceSameDiffLayer extends SameDiffLayer {
+public abstract class SequenceSameDiffLayer extends SameDiffLayer implements FrozenParams {
 
     protected SequenceSameDiffLayer() {
         // for JSON deserialisation
@@ -46,6 +46,7 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer {
     protected abstract SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params);
 
     /** Buffers that are loaded and saved but never updated. */
+    @Override
     public boolean isFrozenParam(String key) {
         return false;
     }

@@ -16,6 +16,7 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.NemotronV3BlockLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
 import org.dl4jmtp.layers.TimeSliceLayer;
+import org.dl4jmtp.layers.moe.MoeBlockLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -123,8 +124,7 @@ public final class NemotronV3GraphBuilder {
         }
         List<BlockType> types = config.getLayerTypes();
         for (int i = 0; i < types.size(); i++) {
-            g.addLayer(GraphNames.backboneLayer(i), new NemotronV3BlockLayer.Builder()
-                    .config(config).blockType(types.get(i)).build(), previous);
+            g.addLayer(GraphNames.backboneLayer(i), backboneBlock(types.get(i)), previous);
             previous = GraphNames.backboneLayer(i);
         }
         g.addLayer(GraphNames.NORM_F, new RmsNormLayer.Builder().size(h).epsilon(config.getLayerNormEpsilon()).build(), previous);
@@ -142,6 +142,14 @@ public final class NemotronV3GraphBuilder {
         g.addLayer(GraphNames.LM_HEAD, head, headInput);
         g.setOutputs(GraphNames.LM_HEAD);
         return g.build();
+    }
+
+    /** MoE blocks are hand-written layers (sparse token dispatch); the other block types are SameDiff layers. */
+    private Layer backboneBlock(BlockType type) {
+        if (type == BlockType.MOE) {
+            return new MoeBlockLayer.Builder().config(config).build();
+        }
+        return new NemotronV3BlockLayer.Builder().config(config).blockType(type).build();
     }
 
     private void addMtpDepths(ComputationGraphConfiguration.GraphBuilder g, int depths, List<String> headInputs) {

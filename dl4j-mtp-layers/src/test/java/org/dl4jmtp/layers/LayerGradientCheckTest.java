@@ -106,11 +106,11 @@ class LayerGradientCheckTest {
         return graph;
     }
 
-    /** Every SameDiff-layer parameter at O(1) scale: weights N(0, 0.5²), norm weights 1 + N(0, 0.2²). */
+    /** Every block/norm parameter at O(1) scale: weights N(0, 0.5²), norm weights 1 + N(0, 0.2²). */
     private static void redrawSameDiffParams(ComputationGraph graph, long seed) {
         Random r = new Random(seed);
         for (org.deeplearning4j.nn.api.Layer layer : graph.getLayers()) {
-            if (!(layer.conf().getLayer() instanceof SequenceSameDiffLayer)) {
+            if (!(layer.conf().getLayer() instanceof FrozenParams)) {   // our layers (SameDiff and MoeBlockLayer)
                 continue;
             }
             for (Map.Entry<String, INDArray> e : layer.paramTable().entrySet()) {

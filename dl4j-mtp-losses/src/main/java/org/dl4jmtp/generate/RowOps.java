@@ -66,10 +66,14 @@ final class RowOps {
         return x.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all());
     }
 
-    /** Every value in row-major order, read straight from the buffer when the array is already laid out so. */
+    /**
+     * Every value in row-major order, read straight from the buffer when the array owns it in that layout; views are
+     * copied first (a parameter view's buffer may or may not start at the view's offset in M2.1).
+     */
     static double[] values(INDArray x) {
-        INDArray c = x.ordering() == 'c' && Shape.hasDefaultStridesForShape(x) ? x : x.dup('c');
-        return c.data().getDoublesAt(c.offset(), (int) c.length());
+        boolean ownsBuffer = !x.isView() && x.ordering() == 'c' && Shape.hasDefaultStridesForShape(x)
+                && x.data().length() == x.length();
+        return (ownsBuffer ? x : x.dup('c')).data().asDouble();
     }
 
     /** Index of the largest entry of a vector; the first one on ties (as torch.argmax). */

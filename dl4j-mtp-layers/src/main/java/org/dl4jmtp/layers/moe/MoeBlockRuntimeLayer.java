@@ -1,0 +1,182 @@
+package org.dl4jmtp.layers.moe;
+
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.DefaultGradient;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.layers.BaseLayer;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.NemotronV3Block;
+import org.nd4j.common.primitives.Pair;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.Arrays;
+
+/**
+ * Runtime of {@link MoeBlockLayer}: {@code x + MoE(RMSNorm(x))} on [mb, H, T] with explicit backprop.
+ *
+ * <p>A training forward pass keeps what backprop needs in the ACTIVATIONS workspace, which DL4J keeps open until the
+ * step's backprop has run; backprop uses it when it is for the same input array and otherwise recomputes the forward
+ * pass, so a backprop without its forward pass is slower, never wrong.
+ */
+public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
+
+    private static final String NORM = NemotronV3Block.NORM;
+    private static final String MIXER = NemotronV3Block.MIXER_PREFIX;
+
+    /** What backprop needs from one forward pass. */
+    private static final class BlockForward {
+        final INDArray input;         // the layer input this was computed for (identity)
+        final INDArray invRms;        // [n, 1] 1/sqrt(mean(x²) + eps)
+        final INDArray normalized;    // [n, H] x·invRms, before the norm weight
+        final SparseMoe.Forward moe;
+        final INDArray output;        // [n, H] block output rows
+
+        BlockForward(INDArray input, INDArray invRms, INDArray normalized, SparseMoe.Forward moe, INDArray output) {
+            this.input = input;
+            this.invRms = invRms;
+            this.normalized = normalized;
+            this.moe = moe;
+            this.output = output;
+        }
+    }
+
+    private BlockForward cached;
+    private long forwardPasses;
+
+    public MoeBlockRuntimeLayer(NeuralNetConfiguration conf, DataType dataType) {
+        super(conf, dataType);
+    }
+
+    private NemotronV3Config config() {
+        return layerConf().getConfig();
+    }
+
+    /** Forward passes computed so far (a backprop without its cached forward pass computes one more). */
+    public long forwardPasses() {
+        return forwardPasses;
+    }
+
+    @Override
+    public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
+        assertInputSet(false);
+        checkSupported();
+        BlockForward f = forward(input, training ? cacheIn(workspaceMgr) : currentScope());
+        cached = training ? f : null;
+        INDArray out = workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), input.shape(), 'c');
+        out.assign(toSequence(f.output, input.shape()));
+        return out;
+    }
+
+    @Override
+    public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr workspaceMgr) {
+        assertInputSet(true);
+        if (gradientViews == null) {
+            throw new IllegalStateException("Layer " + layerConf().getLayerName() + ": no gradient view array; the "
+                    + "network sets it on its first fit (or call initGradientsView())");
+        }
+        BlockForward f = cached != null && cached.input == input ? cached : forward(input, currentScope());
+        cached = null;
+        long[] shape = input.shape();
+        INDArray gradOut = toRows(epsilon);                                          // [n, H]
+
+        INDArray weight = params.get(NORM);
+        INDArray gradNormed = new SparseMoe(config(), params, MIXER).backward(f.moe, gradOut, gradientViews);
+        // RMSNorm: z = x̂·g, x̂ = x·r;  dx = r·(dx̂ − x̂·mean(dx̂·x̂)),  dx̂ = dz·g
+        gradientViews.get(NORM).assign(gradNormed.mul(f.normalized).sum(0));
+        INDArray gradNormalized = gradNormed.mulRowVector(weight);
+        INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);                 // [n, 1]
+        INDArray gradInput = gradNormalized.subi(f.normalized.mulColumnVector(projection))
+                .muliColumnVector(f.invRms).addi(gradOut);                                     // + residual
+
+        INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, epsilon.dataType(), shape, 'c');
+        epsOut.assign(toSequence(gradInput, shape));
+        Gradient gradient = new DefaultGradient(gradientsFlattened);
+        for (String key : conf.getLayer().initializer().paramKeys(conf.getLayer())) {
+            gradient.gradientForVariable().put(key, gradientViews.get(key));
+        }
+        return new Pair<>(gradient, epsOut);
+    }
+
+    private BlockForward forward(INDArray input, SparseMoe.Cache cache) {
+        forwardPasses++;
+        NemotronV3Config config = config();
+        if (input.rank() != 3 || input.size(1) != config.getHiddenSize()) {
+            throw new IllegalArgumentException("Layer " + layerConf().getLayerName() + " (MoeBlockLayer) expects input [mb, "
+                    + config.getHiddenSize() + ", T], got " + Arrays.toString(input.shape()));
+        }
+        INDArray x = toRows(input);                                                    // [n, H]
+        INDArray invRms = cache.keep(Transforms.pow(x.mul(x).mean(true, 1).addi(config.getLayerNormEpsilon()), -0.5, false));
+        INDArray normalized = cache.keep(x.mulColumnVector(invRms));
+        INDArray normed = cache.keep(normalized.mulRowVector(params.get(NORM)));
+        SparseMoe.Result moe = new SparseMoe(config, params, MIXER).forward(normed, cache);
+        return new BlockForward(input, invRms, normalized, moe.state, x.addi(moe.output));
+    }
+
+    /** [mb, H, T] → [mb·T, H] (a copy: rows are tokens). */
+    private static INDArray toRows(INDArray sequence) {
+        return sequence.permute(0, 2, 1).dup('c').reshape(sequence.size(0) * sequence.size(2), sequence.size(1));
+    }
+
+    /** [mb·T, H] → a [mb, H, T] view. */
+    private static INDArray toSequence(INDArray rows, long[] shape) {
+        return rows.reshape(shape[0], shape[2], shape[1]).permute(0, 2, 1);
+    }
+
+    /** Arrays backprop reads go to the ACTIVATIONS workspace, open until the end of the training step. */
+    private static SparseMoe.Cache cacheIn(LayerWorkspaceMgr workspaceMgr) {
+        return new SparseMoe.Cache() {
+            @Override
+            public INDArray createUninitialized(DataType dataType, long... shape) {
+                return workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, dataType, shape, 'c');
+            }
+
+            @Override
+            public INDArray keep(INDArray array) {
+                return workspaceMgr.leverageTo(ArrayType.ACTIVATIONS, array);
+            }
+        };
+    }
+
+    /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
+    private static SparseMoe.Cache currentScope() {
+        return new SparseMoe.Cache() {
+            @Override
+            public INDArray createUninitialized(DataType dataType, long... shape) {
+                return Nd4j.createUninitialized(dataType, shape, 'c');
+            }
+
+            @Override
+            public INDArray keep(INDArray array) {
+                return array;
+            }
+        };
+    }
+
+    private void checkSupported() {
+        if (layerConf().getWeightNoise() != null || layerConf().getIDropout() != null) {
+            throw new UnsupportedOperationException("Layer " + layerConf().getLayerName()
+                    + " (MoeBlockLayer) supports neither weight noise nor dropout");
+        }
+    }
+
+    @Override
+    public boolean isPretrainLayer() {
+        return false;
+    }
+
+    @Override
+    public Type type() {
+        return Type.RECURRENT;
+    }
+
+    @Override
+    public void clear() {
+        super.clear();
+        cached = null;
+    }
+}

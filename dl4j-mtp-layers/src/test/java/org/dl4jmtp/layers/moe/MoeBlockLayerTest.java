@@ -1,0 +1,214 @@
+package org.dl4jmtp.layers.moe;
+
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.conf.RNNFormat;
+import org.deeplearning4j.nn.conf.WorkspaceMode;
+import org.deeplearning4j.nn.conf.layers.Layer;
+import org.deeplearning4j.nn.conf.layers.RnnOutputLayer;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.DoublePrecisionSingleThread;
+import org.dl4jmtp.layers.MoeMixer;
+import org.dl4jmtp.layers.NemotronV3Block;
+import org.dl4jmtp.layers.NemotronV3BlockLayer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.nd4j.linalg.activations.Activation;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Adam;
+import org.nd4j.linalg.lossfunctions.LossFunctions;
+
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link MoeBlockLayer} (sparse dispatch, hand-written backprop) against the SameDiff MoE block
+ * ({@link NemotronV3BlockLayer} of type MOE, dense mask) on the same parameters, in double precision: output, score,
+ * every parameter gradient and the input gradient, for top-1/top-2/top-3, with and without normalised weights and
+ * LatentMoE, with a non-zero correction bias. The gradient check of the layer itself is in {@code LayerGradientCheckTest}.
+ */
+@ExtendWith(DoublePrecisionSingleThread.class)
+class MoeBlockLayerTest {
+
+    private static final int H = 8;
+    private static final int V = 5;
+    private static final int MB = 3;
+    private static final int T = 7;
+
+    private static NemotronV3Config config(int experts, int k, boolean normalize, Integer latent) {
+        NemotronV3Config cfg = new NemotronV3Config();
+        cfg.setVocabSize(V);
+        cfg.setHiddenSize(H);
+        cfg.hybridOverridePattern("E");
+        cfg.setNRoutedExperts(experts);
+        cfg.setNumExpertsPerTok(k);
+        cfg.setNormTopkProb(normalize);
+        cfg.setMoeLatentSize(latent);
+        cfg.setMoeIntermediateSize(6);
+        cfg.setMoeSharedExpertIntermediateSize(5);
+        cfg.setRoutedScalingFactor(2.5);
+        cfg.validate();
+        return cfg;
+    }
+
+    private static ComputationGraph graph(Layer block) {
+        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder()
+                .dataType(DataType.DOUBLE).updater(new Adam(1e-2)).seed(1)
+                .trainingWorkspaceMode(WorkspaceMode.ENABLED).inferenceWorkspaceMode(WorkspaceMode.ENABLED)
+                .graphBuilder()
+                .addInputs("in")
+                .addLayer("block", block, "in")
+                .addLayer("out", new RnnOutputLayer.Builder(LossFunctions.LossFunction.MCXENT).activation(Activation.SOFTMAX)
+                        .nIn(H).nOut(V).dataFormat(RNNFormat.NCW).build(), "block")
+                .setOutputs("out")
+                .build();
+        ComputationGraph graph = new ComputationGraph(conf);
+        graph.init();
+        return graph;
+    }
+
+    /** The sparse graph and its dense twin, with the same O(1)-scale parameters and a non-zero correction bias. */
+    private static ComputationGraph[] pair(NemotronV3Config cfg, long seed) {
+        ComputationGraph sparse = graph(new MoeBlockLayer.Builder().config(cfg).build());
+        ComputationGraph dense = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build());
+        Random r = new Random(seed);
+        for (Map.Entry<String, INDArray> e : sparse.paramTable().entrySet()) {
+            INDArray v = e.getValue();
+            boolean norm = e.getKey().endsWith(NemotronV3Block.NORM);
+            for (long i = 0; i < v.length(); i++) {
+                v.putScalar(i, norm ? 1 + 0.2 * r.nextGaussian() : 0.5 * r.nextGaussian());
+            }
+        }
+        assertEquals(sparse.paramTable().keySet(), dense.paramTable().keySet(), "same parameter keys");
+        for (Map.Entry<String, INDArray> e : sparse.paramTable().entrySet()) {
+            dense.paramTable().get(e.getKey()).assign(e.getValue());
+        }
+        return new ComputationGraph[]{sparse, dense};
+    }
+
+    private static INDArray[] data(long seed) {
+        Random r = new Random(seed);
+        INDArray x = Nd4j.create(DataType.DOUBLE, MB, H, T);
+        INDArray labels = Nd4j.zeros(DataType.DOUBLE, MB, V, T);
+        for (long i = 0; i < x.length(); i++) {
+            x.putScalar(i, r.nextGaussian());
+        }
+        for (int b = 0; b < MB; b++) {
+            for (int t = 0; t < T; t++) {
+                labels.putScalar(b, r.nextInt(V), t, 1.0);
+            }
+        }
+        return new INDArray[]{x, labels};
+    }
+
+    private static void assertSameAsDense(NemotronV3Config cfg, long seed) {
+        ComputationGraph[] graphs = pair(cfg, seed);
+        INDArray[] data = data(seed + 1);
+        INDArray expectedOut = graphs[1].feedForward(new INDArray[]{data[0]}, false).get("block");
+        INDArray actualOut = graphs[0].feedForward(new INDArray[]{data[0]}, false).get("block");
+        assertTrue(expectedOut.equalsWithEps(actualOut, 1e-12), "block output differs from the SameDiff block");
+
+        Gradient[] gradients = new Gradient[2];
+        double[] scores = new double[2];
+        for (int i = 0; i < 2; i++) {
+            graphs[i].setInputs(data[0]);
+            graphs[i].setLabels(data[1]);
+            graphs[i].computeGradientAndScore();
+            gradients[i] = graphs[i].gradient();
+            scores[i] = graphs[i].score();
+        }
+        assertEquals(scores[1], scores[0], 1e-12, "score");
+        for (Map.Entry<String, INDArray> e : gradients[1].gradientForVariable().entrySet()) {
+            INDArray actual = gradients[0].gradientForVariable().get(e.getKey());
+            assertTrue(e.getValue().equalsWithEps(actual, 1e-10),
+                    e.getKey() + ": expected " + e.getValue() + " got " + actual);
+        }
+        assertEquals(gradients[1].gradientForVariable().keySet(), gradients[0].gradientForVariable().keySet());
+    }
+
+    @Test
+    void topTwoOfFourNormalised() {
+        assertSameAsDense(config(4, 2, true, null), 11);
+    }
+
+    @Test
+    void topOneOfThree() {
+        assertSameAsDense(config(3, 1, true, null), 12);
+    }
+
+    @Test
+    void topThreeOfFiveUnnormalisedLatent() {
+        assertSameAsDense(config(5, 3, false, 4), 13);
+    }
+
+    @Test
+    void trainingStepComputesTheForwardPassOnceAndMatchesDenseAfterUpdates() {
+        NemotronV3Config cfg = config(4, 2, true, null);
+        ComputationGraph[] graphs = pair(cfg, 21);
+        INDArray[] data = data(22);
+        for (int step = 0; step < 3; step++) {
+            for (ComputationGraph g : graphs) {
+                g.fit(new INDArray[]{data[0]}, new INDArray[]{data[1]});
+            }
+        }
+        MoeBlockRuntimeLayer layer = (MoeBlockRuntimeLayer) graphs[0].getLayer("block");
+        assertEquals(3, layer.forwardPasses(), "backprop must reuse the training forward pass");
+        for (Map.Entry<String, INDArray> e : graphs[1].paramTable().entrySet()) {
+            assertTrue(e.getValue().equalsWithEps(graphs[0].paramTable().get(e.getKey()), 1e-9),
+                    "after 3 Adam steps: " + e.getKey());
+        }
+        // the correction bias is a frozen buffer: never updated
+        assertEquals(graphs[1].getParam("block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS),
+                graphs[0].getParam("block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS));
+    }
+
+    @Test
+    void backpropWithoutItsForwardPassRecomputesIt() {
+        NemotronV3Config cfg = config(4, 2, true, null);
+        ComputationGraph[] graphs = pair(cfg, 31);
+        INDArray x = data(32)[0];
+        INDArray epsilon = Nd4j.rand(DataType.DOUBLE, MB, H, T);
+        graphs[0].initGradientsView();
+        MoeBlockRuntimeLayer layer = (MoeBlockRuntimeLayer) graphs[0].getLayer("block");
+        LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
+        layer.setInput(x, mgr);
+        layer.activate(true, mgr);
+        INDArray cached = layer.backpropGradient(epsilon, mgr).getSecond().dup();
+        INDArray cachedGradient = layer.getGradientsViewArray().dup();
+
+        layer.setInput(x.dup(), mgr);   // a different input array: the cached forward pass must not be used
+        long before = layer.forwardPasses();
+        INDArray recomputed = layer.backpropGradient(epsilon, mgr).getSecond();
+        assertEquals(before + 1, layer.forwardPasses());
+        assertTrue(cached.equalsWithEps(recomputed, 1e-14));
+        assertTrue(cachedGradient.equalsWithEps(layer.getGradientsViewArray(), 1e-14));
+    }
+
+    @Test
+    void nonFiniteInputIsAnErrorNotARouting() {
+        ComputationGraph graph = pair(config(4, 2, true, null), 41)[0];
+        INDArray x = data(42)[0];
+        x.putScalar(0, 0, 0, Double.NaN);
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> graph.feedForward(new INDArray[]{x}, false));
+        assertTrue(e.getMessage().contains("not finite"), e.getMessage());
+    }
+
+    @Test
+    void wrongInputSizeIsRejected() {
+        ComputationGraph graph = pair(config(4, 2, true, null), 51)[0];
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> graph.feedForward(new INDArray[]{Nd4j.zeros(DataType.DOUBLE, 2, H + 1, 3)}, false));
+        assertTrue(e.getMessage().contains("expects input [mb, " + H + ", T]"), e.getMessage());
+    }
+}
