@@ -1,5 +1,7 @@
 package org.dl4jmtp.model;
 
+import org.dl4jmtp.config.MtpConfig;
+
 /**
  * Vertex names of a NemotronV3 {@code ComputationGraph}. Layers holding parameters are named after their HF module,
  * so that {@code layerName + "." + paramKey} is the HF key (see {@code HfStateDictAdapter} for the two exceptions).
@@ -28,15 +30,41 @@ public final class GraphNames {
         return "backbone.embeddings.part." + part;
     }
 
-    /** Prefix of the MTP depth layers; the physical depth index follows. */
+    /** Prefix of the repeated (weight-tied) MTP depth layer; the physical depth index follows. */
     public static final String MTP_DEPTH_PREFIX = "mtp.depth.";
 
-    /** Physical MTP depth p (holding HF {@code mtp.layers.{p·P}} … {@code mtp.layers.{p·P+P-1}}). */
+    /** The repeated MTP depth layer (an {@code MtpDepthLayer} holding HF {@code mtp.layers.0} … {@code P-1}). */
     public static String mtpDepth(int physicalDepth) {
         return MTP_DEPTH_PREFIX + physicalDepth;
     }
 
     public static String mtpFusionInput(int physicalDepth) {
         return MTP_DEPTH_PREFIX + physicalDepth + ".input";
+    }
+
+    /** MTP sublayer {@code index} (HF {@code mtp.layers.{index}}) of a non-repeated MTP: its block. */
+    public static String mtpSublayer(int index) {
+        return "mtp.layers." + index;
+    }
+
+    /** A module of MTP sublayer {@code index}, e.g. {@code enorm}, {@code eh_proj}, {@code final_layernorm}. */
+    public static String mtpModule(int index, String module) {
+        return mtpSublayer(index) + "." + module;
+    }
+
+    /** The input of {@code eh_proj} of sublayer {@code index}: [enorm(embedding) ; hnorm(hidden)]. */
+    public static String mtpFusionInputOf(int index) {
+        return mtpSublayer(index) + ".fusion";
+    }
+
+    /**
+     * The vertex holding the hidden states of physical depth {@code p} after {@code final_layernorm}: the repeated
+     * layer itself ([mb, D·H, T], all its iterations), or sublayer {@code p·P+P-1}'s {@code final_layernorm}.
+     */
+    public static String mtpHidden(MtpConfig mtp, int physicalDepth) {
+        if (mtp.isUseRepeatedLayer()) {
+            return mtpDepth(physicalDepth);
+        }
+        return mtpModule(mtp.globalSublayerIndex(physicalDepth, mtp.patternLength() - 1), "final_layernorm");
     }
 }

@@ -13,6 +13,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.LinearLayer;
 import org.dl4jmtp.layers.NemotronV3BlockLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
 import org.dl4jmtp.layers.TimeSliceLayer;
@@ -31,7 +32,9 @@ import java.util.Objects;
  * Builds the {@link ComputationGraph} of a NemotronV3 model with optional MTP depths:
  * <pre>
  * input_ids [mb,1,T] ─(MTP: ids rolled by 0..D, [mb,1,(1+D)T])─ backbone.embeddings ─ part 0 ─ backbone.layers.0 … L-1 ─ backbone.norm_f
- * norm_f, part 1 → mtp.depth.0 → h¹ ;  h¹, part 2 → mtp.depth.1 → h² ; …      (repeated: norm_f, parts 1..D → mtp.depth.0 → h¹…ᴰ)
+ * depth p (sublayers i = p·P … p·P+P-1): [enorm(part p+1) ; hnorm(h^p)] → eh_proj → mtp.layers.i … → final_layernorm → h^(p+1)
+ *     (h⁰ = norm_f; each module a graph layer named mtp.layers.i.&lt;module&gt;, each sublayer a block layer as in the backbone)
+ * repeated (weight-tied): norm_f, parts 1..D → mtp.depth.0 (one MtpDepthLayer applied D times) → h¹…ᴰ
  * [norm_f ; h¹ ; … ; hᴰ] → lm_head.input → lm_head (the caller's output layer: shared head + loss)
  * </pre>
  * Every join is a native {@link MergeVertex} feeding single-input SameDiff layers (M2.1: SameDiffVertex corrupts
@@ -124,10 +127,10 @@ public final class NemotronV3GraphBuilder {
         }
         List<BlockType> types = config.getLayerTypes();
         for (int i = 0; i < types.size(); i++) {
-            g.addLayer(GraphNames.backboneLayer(i), backboneBlock(types.get(i)), previous);
+            g.addLayer(GraphNames.backboneLayer(i), block(types.get(i)), previous);
             previous = GraphNames.backboneLayer(i);
         }
-        g.addLayer(GraphNames.NORM_F, new RmsNormLayer.Builder().size(h).epsilon(config.getLayerNormEpsilon()).build(), previous);
+        g.addLayer(GraphNames.NORM_F, rmsNorm(), previous);
 
         List<String> headInputs = new ArrayList<>();
         headInputs.add(GraphNames.NORM_F);
@@ -145,30 +148,59 @@ public final class NemotronV3GraphBuilder {
     }
 
     /** MoE blocks are hand-written layers (sparse token dispatch); the other block types are SameDiff layers. */
-    private Layer backboneBlock(BlockType type) {
+    private Layer block(BlockType type) {
         if (type == BlockType.MOE) {
             return new MoeBlockLayer.Builder().config(config).build();
         }
         return new NemotronV3BlockLayer.Builder().config(config).blockType(type).build();
     }
 
+    private RmsNormLayer rmsNorm() {
+        return new RmsNormLayer.Builder().size(config.getHiddenSize()).epsilon(config.getLayerNormEpsilon()).build();
+    }
+
     private void addMtpDepths(ComputationGraphConfiguration.GraphBuilder g, int depths, List<String> headInputs) {
-        int physical = mtp.numPhysicalDepths();
-        int iterationsPerLayer = mtp.isUseRepeatedLayer() ? depths : 1;
+        if (mtp.isUseRepeatedLayer()) {
+            addRepeatedMtpDepth(g, depths, headInputs);
+            return;
+        }
+        // one graph layer per module, named after it (HF mtp.layers.{i}.*), so that every block type, MoE included,
+        // is the same layer as in the backbone
         String hidden = GraphNames.NORM_F;
-        for (int p = 0; p < physical; p++) {
-            List<String> inputs = new ArrayList<>();
-            inputs.add(hidden);
-            for (int it = 0; it < iterationsPerLayer; it++) {
-                inputs.add(GraphNames.embeddingPart(p + it + 1));
+        List<BlockType> types = mtp.blockTypes();
+        for (int p = 0; p < depths; p++) {
+            int first = mtp.globalSublayerIndex(p, 0);
+            String enorm = GraphNames.mtpModule(first, "enorm");
+            String hnorm = GraphNames.mtpModule(first, "hnorm");
+            g.addLayer(enorm, rmsNorm(), GraphNames.embeddingPart(p + 1));
+            g.addLayer(hnorm, rmsNorm(), hidden);
+            g.addVertex(GraphNames.mtpFusionInputOf(first), new MergeVertex(), enorm, hnorm);  // embedding first
+            String previous = GraphNames.mtpModule(first, "eh_proj");
+            g.addLayer(previous, new LinearLayer.Builder().nIn(2L * config.getHiddenSize()).nOut(config.getHiddenSize())
+                    .std(config.getInitializerRange()).build(), GraphNames.mtpFusionInputOf(first));
+            for (int s = 0; s < types.size(); s++) {
+                String name = GraphNames.mtpSublayer(mtp.globalSublayerIndex(p, s));
+                g.addLayer(name, block(types.get(s)), previous);
+                previous = name;
             }
-            g.addVertex(GraphNames.mtpFusionInput(p), new MergeVertex(), inputs.toArray(new String[0]));
-            g.addLayer(GraphNames.mtpDepth(p), new MtpDepthLayer.Builder()
-                    .config(config).sublayerTypes(mtp.blockTypes()).iterations(iterationsPerLayer).build(),
-                    GraphNames.mtpFusionInput(p));
-            hidden = GraphNames.mtpDepth(p);
+            hidden = GraphNames.mtpHidden(mtp, p);
+            g.addLayer(hidden, rmsNorm(), previous);
             headInputs.add(hidden);
         }
+    }
+
+    /** The weight-tied depth: one MtpDepthLayer applied D times (DL4J cannot share weights between layers). */
+    private void addRepeatedMtpDepth(ComputationGraphConfiguration.GraphBuilder g, int depths, List<String> headInputs) {
+        List<String> inputs = new ArrayList<>();
+        inputs.add(GraphNames.NORM_F);
+        for (int it = 0; it < depths; it++) {
+            inputs.add(GraphNames.embeddingPart(it + 1));
+        }
+        g.addVertex(GraphNames.mtpFusionInput(0), new MergeVertex(), inputs.toArray(new String[0]));
+        g.addLayer(GraphNames.mtpDepth(0), new MtpDepthLayer.Builder()
+                .config(config).sublayerTypes(mtp.blockTypes()).iterations(depths).build(),
+                GraphNames.mtpFusionInput(0));
+        headInputs.add(GraphNames.mtpHidden(mtp, 0));
     }
 
     /** Builds and initialises the graph. */

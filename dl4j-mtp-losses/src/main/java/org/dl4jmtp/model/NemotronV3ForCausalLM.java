@@ -125,7 +125,7 @@ public final class NemotronV3ForCausalLM {
         List<INDArray> mtpHidden = new ArrayList<>();
         int h = config.getHiddenSize();
         for (int p = 0; p < (mtp.enabled() ? mtp.numPhysicalDepths() : 0); p++) {
-            INDArray depthOut = activations.get(GraphNames.mtpDepth(p));
+            INDArray depthOut = activations.get(GraphNames.mtpHidden(mtp, p));
             for (int it = 0; it < depthOut.size(1) / h; it++) {
                 mtpHidden.add(timeMajor(depthOut.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
                         org.nd4j.linalg.indexing.NDArrayIndex.interval((long) it * h, (long) (it + 1) * h),

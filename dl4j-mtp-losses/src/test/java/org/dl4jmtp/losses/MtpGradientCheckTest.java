@@ -7,6 +7,7 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.io.HfStateDictAdapter;
+import org.dl4jmtp.layers.moe.MoeBlockLayer;
 import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.junit.jupiter.api.AfterAll;
@@ -224,7 +225,9 @@ class MtpGradientCheckTest {
     void twoDepthsNotRepeatedWithAttentionAndMoeSublayers() {
         NemotronV3Config cfg = tinyConfig("M*", "*E", 2);
         ComputationGraph graph = gradientCheckGraph(cfg, mtp(2, "*E", false, MtpLossNormalization.MAIN_LABEL_COUNT), 42);
-        assertNotNull(graph.getLayer(GraphNames.mtpDepth(1)), "two physical depths");
+        assertNotNull(graph.getLayer(GraphNames.mtpSublayer(3)), "two physical depths of two sublayers");
+        assertTrue(graph.getLayer(GraphNames.mtpSublayer(3)).conf().getLayer() instanceof MoeBlockLayer,
+                "an MTP MoE sublayer is the same layer as a backbone MoE block");
         // the correction bias only selects experts: its gradient is exactly zero (numerically too, absent near-ties)
         assertGradientsPass(graph, "mtp.layers.0.enorm.weight", "mtp.layers.2.hnorm.weight",
                 "backbone.layers.0.mixer.A_log", "mtp.layers.3.mixer.gate.e_score_correction_bias");
