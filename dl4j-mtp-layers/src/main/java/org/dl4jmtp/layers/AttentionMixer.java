@@ -20,11 +20,14 @@ public final class AttentionMixer implements Mixer {
     public static final String K_PROJ = ParamKeys.of("k_proj.weight");
     public static final String V_PROJ = ParamKeys.of("v_proj.weight");
     public static final String O_PROJ = ParamKeys.of("o_proj.weight");
-    private static final String[] BIASES = {ParamKeys.of("q_proj.bias"), ParamKeys.of("k_proj.bias"),
-            ParamKeys.of("v_proj.bias"), ParamKeys.of("o_proj.bias")};
+    public static final String Q_BIAS = ParamKeys.of("q_proj.bias");
+    public static final String K_BIAS = ParamKeys.of("k_proj.bias");
+    public static final String V_BIAS = ParamKeys.of("v_proj.bias");
+    public static final String O_BIAS = ParamKeys.of("o_proj.bias");
+    private static final String[] BIASES = {Q_BIAS, K_BIAS, V_BIAS, O_BIAS};
 
     /** Added to masked scores; large enough that softmax gives exactly 0 in float and double. */
-    private static final double MASKED_SCORE = 1e9;
+    public static final double MASKED_SCORE = 1e9;
 
     private final NemotronV3Config config;
 

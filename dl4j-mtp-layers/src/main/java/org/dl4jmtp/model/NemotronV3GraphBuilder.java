@@ -17,7 +17,7 @@ import org.dl4jmtp.layers.LinearLayer;
 import org.dl4jmtp.layers.NemotronV3BlockLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
 import org.dl4jmtp.layers.TimeSliceLayer;
-import org.dl4jmtp.layers.moe.MoeBlockLayer;
+import org.dl4jmtp.layers.explicit.ExplicitBlockLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -147,10 +147,10 @@ public final class NemotronV3GraphBuilder {
         return g.build();
     }
 
-    /** MoE blocks are hand-written layers (sparse token dispatch); the other block types are SameDiff layers. */
+    /** MoE and attention blocks are hand-written layers (explicit backprop); Mamba and MLP blocks SameDiff layers. */
     private Layer block(BlockType type) {
-        if (type == BlockType.MOE) {
-            return new MoeBlockLayer.Builder().config(config).build();
+        if (ExplicitBlockLayer.SUPPORTED.contains(type)) {
+            return new ExplicitBlockLayer.Builder().config(config).blockType(type).build();
         }
         return new NemotronV3BlockLayer.Builder().config(config).blockType(type).build();
     }

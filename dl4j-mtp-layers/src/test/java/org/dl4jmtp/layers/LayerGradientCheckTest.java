@@ -110,7 +110,7 @@ class LayerGradientCheckTest {
     private static void redrawSameDiffParams(ComputationGraph graph, long seed) {
         Random r = new Random(seed);
         for (org.deeplearning4j.nn.api.Layer layer : graph.getLayers()) {
-            if (!(layer.conf().getLayer() instanceof FrozenParams)) {   // our layers (SameDiff and MoeBlockLayer)
+            if (!(layer.conf().getLayer() instanceof FrozenParams)) {   // our layers (SameDiff and ExplicitBlockLayer)
                 continue;
             }
             for (Map.Entry<String, INDArray> e : layer.paramTable().entrySet()) {

@@ -12,7 +12,7 @@ import org.deeplearning4j.util.ModelSerializer;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.model.NemotronV3GraphBuilder;
-import org.dl4jmtp.layers.moe.MoeBlockLayer;
+import org.dl4jmtp.layers.explicit.ExplicitBlockLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
 import org.junit.jupiter.api.AfterAll;
@@ -116,7 +116,7 @@ class SequenceLayerJsonTest {
             assertTrue(layerAndVertexTypes(conf).containsAll(Set.of(
                     EmbeddingSequenceLayer.class.getSimpleName(), MtpInputIdsPreProcessor.class.getSimpleName(),
                     TimeSliceLayer.class.getSimpleName(), NemotronV3BlockLayer.class.getSimpleName(),
-                    MoeBlockLayer.class.getSimpleName(), RmsNormLayer.class.getSimpleName(),
+                    ExplicitBlockLayer.class.getSimpleName(), RmsNormLayer.class.getSimpleName(),
                     (repeated ? MtpDepthLayer.class : LinearLayer.class).getSimpleName(),
                     MergeVertex.class.getSimpleName(), RnnOutputLayer.class.getSimpleName())),
                     layerAndVertexTypes(conf).toString());

@@ -7,7 +7,7 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.io.HfStateDictAdapter;
-import org.dl4jmtp.layers.moe.MoeBlockLayer;
+import org.dl4jmtp.layers.explicit.ExplicitBlockLayer;
 import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.junit.jupiter.api.AfterAll;
@@ -226,7 +226,7 @@ class MtpGradientCheckTest {
         NemotronV3Config cfg = tinyConfig("M*", "*E", 2);
         ComputationGraph graph = gradientCheckGraph(cfg, mtp(2, "*E", false, MtpLossNormalization.MAIN_LABEL_COUNT), 42);
         assertNotNull(graph.getLayer(GraphNames.mtpSublayer(3)), "two physical depths of two sublayers");
-        assertTrue(graph.getLayer(GraphNames.mtpSublayer(3)).conf().getLayer() instanceof MoeBlockLayer,
+        assertTrue(graph.getLayer(GraphNames.mtpSublayer(3)).conf().getLayer() instanceof ExplicitBlockLayer,
                 "an MTP MoE sublayer is the same layer as a backbone MoE block");
         // the correction bias only selects experts: its gradient is exactly zero (numerically too, absent near-ties)
         assertGradientsPass(graph, "mtp.layers.0.enorm.weight", "mtp.layers.2.hnorm.weight",

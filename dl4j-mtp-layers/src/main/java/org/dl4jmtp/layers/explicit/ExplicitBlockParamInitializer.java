@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 import org.deeplearning4j.nn.api.ParamInitializer;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
@@ -13,21 +13,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Parameters of a {@link MoeBlockLayer}: the keys and shapes that the SameDiff MoE block declares
+ * Parameters of an {@link ExplicitBlockLayer}: the keys and shapes that the SameDiff block of the same type declares
  * ({@code NemotronV3Block.defineParameters}), so both implementations share one parameter layout and initialisation;
- * weights first, then the bias (the frozen correction bias), each a c-order view of the layer's flat array.
+ * weights first, then biases, each a c-order view of the layer's flat array.
  */
-public final class MoeBlockParamInitializer implements ParamInitializer {
+public final class ExplicitBlockParamInitializer implements ParamInitializer {
 
-    private static final MoeBlockParamInitializer INSTANCE = new MoeBlockParamInitializer();
+    private static final ExplicitBlockParamInitializer INSTANCE = new ExplicitBlockParamInitializer();
 
-    public static MoeBlockParamInitializer getInstance() {
+    public static ExplicitBlockParamInitializer getInstance() {
         return INSTANCE;
     }
 
     private static SDLayerParams layout(Layer layer) {
         SDLayerParams params = new SDLayerParams();
-        ((MoeBlockLayer) layer).block().defineParameters(params, "");
+        ((ExplicitBlockLayer) layer).block().defineParameters(params, "");
         return params;
     }
 
@@ -74,7 +74,7 @@ public final class MoeBlockParamInitializer implements ParamInitializer {
     public Map<String, INDArray> init(NeuralNetConfiguration conf, INDArray paramsView, boolean initializeParams) {
         Map<String, INDArray> params = views(conf.getLayer(), paramsView);
         if (initializeParams) {
-            ((MoeBlockLayer) conf.getLayer()).block().initializeParameters(params, "");
+            ((ExplicitBlockLayer) conf.getLayer()).block().initializeParameters(params, "");
         }
         return params;
     }

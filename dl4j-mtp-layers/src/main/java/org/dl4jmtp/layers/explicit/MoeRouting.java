@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 /**
  * The routing of one MoE forward pass, computed on the host (E is small, n·E values): each token's top-k experts on

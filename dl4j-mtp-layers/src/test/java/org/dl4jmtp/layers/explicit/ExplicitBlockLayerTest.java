@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
@@ -32,18 +32,33 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link MoeBlockLayer} (sparse dispatch, hand-written backprop) against the SameDiff MoE block
- * ({@link NemotronV3BlockLayer} of type MOE, dense mask) on the same parameters, in double precision: output, score,
- * every parameter gradient and the input gradient, for top-1/top-2/top-3, with and without normalised weights and
- * LatentMoE, with a non-zero correction bias. The gradient check of the layer itself is in {@code LayerGradientCheckTest}.
+ * {@link ExplicitBlockLayer} (hand-written backprop; sparse MoE dispatch) against the SameDiff block of the same type
+ * ({@link NemotronV3BlockLayer}; dense MoE mask) on the same parameters, in double precision: output, score and every
+ * parameter gradient (the embedding-free graph's input gradient flows through the block's own parameters' checks).
+ * MoE: top-1/top-2/top-3, with and without normalised weights and LatentMoE, a non-zero correction bias. Attention:
+ * GQA with 2 and 1 query heads per kv head, a q width different from H, with biases. The gradient check of the layers
+ * inside the builder's graphs is in {@code LayerGradientCheckTest}.
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
-class MoeBlockLayerTest {
+class ExplicitBlockLayerTest {
 
     private static final int H = 8;
     private static final int V = 5;
     private static final int MB = 3;
     private static final int T = 7;
+
+    private static NemotronV3Config attentionConfig(int heads, int kvHeads, int headDim, boolean bias) {
+        NemotronV3Config cfg = new NemotronV3Config();
+        cfg.setVocabSize(V);
+        cfg.setHiddenSize(H);
+        cfg.hybridOverridePattern("*");
+        cfg.setNumAttentionHeads(heads);
+        cfg.setNumKeyValueHeads(kvHeads);
+        cfg.setHeadDim(headDim);
+        cfg.setAttentionBias(bias);
+        cfg.validate();
+        return cfg;
+    }
 
     private static NemotronV3Config config(int experts, int k, boolean normalize, Integer latent) {
         NemotronV3Config cfg = new NemotronV3Config();
@@ -79,8 +94,9 @@ class MoeBlockLayerTest {
 
     /** The sparse graph and its dense twin, with the same O(1)-scale parameters and a non-zero correction bias. */
     private static ComputationGraph[] pair(NemotronV3Config cfg, long seed) {
-        ComputationGraph sparse = graph(new MoeBlockLayer.Builder().config(cfg).build());
-        ComputationGraph dense = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build());
+        BlockType type = cfg.getLayerTypes().get(0);
+        ComputationGraph sparse = graph(new ExplicitBlockLayer.Builder().config(cfg).blockType(type).build());
+        ComputationGraph dense = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(type).build());
         Random r = new Random(seed);
         for (Map.Entry<String, INDArray> e : sparse.paramTable().entrySet()) {
             INDArray v = e.getValue();
@@ -117,6 +133,7 @@ class MoeBlockLayerTest {
         INDArray expectedOut = graphs[1].feedForward(new INDArray[]{data[0]}, false).get("block");
         INDArray actualOut = graphs[0].feedForward(new INDArray[]{data[0]}, false).get("block");
         assertTrue(expectedOut.equalsWithEps(actualOut, 1e-12), "block output differs from the SameDiff block");
+        assertTrue(expectedOut.sub(data[0]).norm2Number().doubleValue() > 1e-3, "the mixer must contribute");
 
         Gradient[] gradients = new Gradient[2];
         double[] scores = new double[2];
@@ -152,16 +169,35 @@ class MoeBlockLayerTest {
     }
 
     @Test
+    void attentionTwoQueryHeadsPerKvHeadWithBiases() {
+        assertSameAsDense(attentionConfig(4, 2, 3, true), 14);
+    }
+
+    @Test
+    void attentionOneQueryHeadPerKvHead() {
+        assertSameAsDense(attentionConfig(2, 2, 4, false), 15);
+    }
+
+    @Test
+    void mlpBlocksAreNotExplicit() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new ExplicitBlockLayer.Builder().config(config(4, 2, true, null)).blockType(BlockType.MLP).build());
+        assertTrue(e.getMessage().contains("NemotronV3BlockLayer"), e.getMessage());
+    }
+
+    @Test
     void trainingStepComputesTheForwardPassOnceAndMatchesDenseAfterUpdates() {
         NemotronV3Config cfg = config(4, 2, true, null);
         ComputationGraph[] graphs = pair(cfg, 21);
         INDArray[] data = data(22);
+        ExplicitBlockLayer explicit = (ExplicitBlockLayer) graphs[0].getLayer("block").conf().getLayer();
+        assertEquals(BlockType.MOE, explicit.getBlockType());
         for (int step = 0; step < 3; step++) {
             for (ComputationGraph g : graphs) {
                 g.fit(new INDArray[]{data[0]}, new INDArray[]{data[1]});
             }
         }
-        MoeBlockRuntimeLayer layer = (MoeBlockRuntimeLayer) graphs[0].getLayer("block");
+        ExplicitBlockRuntimeLayer layer = (ExplicitBlockRuntimeLayer) graphs[0].getLayer("block");
         assertEquals(3, layer.forwardPasses(), "backprop must reuse the training forward pass");
         for (Map.Entry<String, INDArray> e : graphs[1].paramTable().entrySet()) {
             assertTrue(e.getValue().equalsWithEps(graphs[0].paramTable().get(e.getKey()), 1e-9),
@@ -179,7 +215,7 @@ class MoeBlockLayerTest {
         INDArray x = data(32)[0];
         INDArray epsilon = Nd4j.rand(DataType.DOUBLE, MB, H, T);
         graphs[0].initGradientsView();
-        MoeBlockRuntimeLayer layer = (MoeBlockRuntimeLayer) graphs[0].getLayer("block");
+        ExplicitBlockRuntimeLayer layer = (ExplicitBlockRuntimeLayer) graphs[0].getLayer("block");
         LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
         layer.setInput(x, mgr);
         layer.activate(true, mgr);

@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 import lombok.Data;
 import lombok.EqualsAndHashCode;
@@ -22,37 +22,50 @@ import org.nd4j.linalg.learning.regularization.Regularization;
 
 import java.util.Collection;
 import java.util.Collections;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 
 /**
- * A backbone MoE block ({@code backbone.layers.{i}} of type {@code E}): pre-RMSNorm, MoE mixer, residual; the same
- * math, parameter keys and initialisation as a {@code NemotronV3BlockLayer} of type MOE, but a hand-written layer
- * ({@link MoeBlockRuntimeLayer}) instead of a SameDiff one.
+ * A NemotronV3 block ({@code x + Mixer(RMSNorm(x))}) of type MoE or attention computed with ND4J ops and a
+ * hand-written backprop ({@link ExplicitBlockRuntimeLayer}) instead of SameDiff: the same math, parameter keys and
+ * initialisation as a {@code NemotronV3BlockLayer} of that type, so either can hold the same weights. Input and output
+ * [mb, H, T].
  *
- * <p>Why: M2.1's SameDiff cannot dispatch tokens sparsely (its {@code gather} has no gradient, and
- * {@code dynamic_partition}/{@code dynamic_stitch} leak native memory on every execution), so the SameDiff MoE runs
- * every expert on every token, E/k times the routed-expert FLOPs. This layer runs each expert on its own tokens only,
- * and its explicit backprop reuses the forward pass instead of recomputing it. Input and output [mb, H, T].
+ * <p>Why: M2.1's SameDiff layers run their forward pass twice per training step (once more inside backprop), as
+ * hundreds of small ops, and SameDiff cannot dispatch MoE tokens sparsely (its {@code gather} has no gradient, and
+ * {@code dynamic_partition}/{@code dynamic_stitch} leak native memory on every execution), so a SameDiff MoE runs every
+ * expert on every token, E/k times the routed-expert FLOPs. Here each expert runs on its own tokens only and backprop
+ * reuses the forward pass.
  */
 @Data
 @EqualsAndHashCode(callSuper = true)
-public class MoeBlockLayer extends BaseLayer implements FrozenParams {
+public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
+
+    /** The block types this layer computes. */
+    public static final Set<BlockType> SUPPORTED = Collections.unmodifiableSet(EnumSet.of(BlockType.MOE, BlockType.ATTENTION));
 
     private NemotronV3Config config;
+    private BlockType blockType;
 
-    private MoeBlockLayer() {
+    private ExplicitBlockLayer() {
         // for JSON deserialisation
     }
 
-    protected MoeBlockLayer(Builder builder) {
+    protected ExplicitBlockLayer(Builder builder) {
         super(builder);
         this.config = Objects.requireNonNull(builder.config, "config");
+        this.blockType = Objects.requireNonNull(builder.blockType, "blockType");
+        if (!SUPPORTED.contains(blockType)) {
+            throw new IllegalArgumentException("ExplicitBlockLayer computes " + SUPPORTED + " blocks, not " + blockType
+                    + " (use NemotronV3BlockLayer)");
+        }
     }
 
     NemotronV3Block block() {
-        return new NemotronV3Block(BlockType.MOE, config);
+        return new NemotronV3Block(blockType, config);
     }
 
     @Override
@@ -60,7 +73,7 @@ public class MoeBlockLayer extends BaseLayer implements FrozenParams {
                                                        Collection<TrainingListener> listeners, int layerIndex,
                                                        INDArray layerParamsView, boolean initializeParams,
                                                        DataType networkDataType) {
-        MoeBlockRuntimeLayer layer = new MoeBlockRuntimeLayer(conf, networkDataType);
+        ExplicitBlockRuntimeLayer layer = new ExplicitBlockRuntimeLayer(conf, networkDataType);
         layer.setListeners(listeners);
         layer.setIndex(layerIndex);
         layer.setParamsViewArray(layerParamsView);
@@ -72,14 +85,14 @@ public class MoeBlockLayer extends BaseLayer implements FrozenParams {
 
     @Override
     public ParamInitializer initializer() {
-        return MoeBlockParamInitializer.getInstance();
+        return ExplicitBlockParamInitializer.getInstance();
     }
 
     @Override
     public InputType getOutputType(int layerIndex, InputType inputType) {
         if (!(inputType instanceof InputType.InputTypeRecurrent)
                 || ((InputType.InputTypeRecurrent) inputType).getSize() != config.getHiddenSize()) {
-            throw new IllegalStateException("Layer " + getLayerName() + " (MoeBlockLayer) expects recurrent input [mb, "
+            throw new IllegalStateException("Layer " + getLayerName() + " (ExplicitBlockLayer) expects recurrent input [mb, "
                     + config.getHiddenSize() + ", T], got " + inputType);
         }
         return InputType.recurrent(config.getHiddenSize(),
@@ -119,13 +132,16 @@ public class MoeBlockLayer extends BaseLayer implements FrozenParams {
     @Override
     public LayerMemoryReport getMemoryReport(InputType inputType) {
         long params = initializer().numParams(this);
-        // per token kept for backprop: normed input, k dispatch rows (input, hidden, output), shared hidden, routed sum
-        int k = config.getNumExpertsPerTok();
-        long in = config.expertInputSize();
-        long perToken = 2L * config.getHiddenSize() + k * (2 * in + config.getMoeIntermediateSize())
-                + config.getMoeSharedExpertIntermediateSize() + in;
         long t = Math.max(1, ((InputType.InputTypeRecurrent) inputType).getTimeSeriesLength());
-        return new LayerMemoryReport.Builder(getLayerName(), MoeBlockLayer.class, inputType,
+        long perToken = 2L * config.getHiddenSize();   // kept for backprop: normed input, normalised input
+        if (blockType == BlockType.MOE) {               // k dispatch rows (input, hidden, output), shared hidden, routed sum
+            long in = config.expertInputSize();
+            perToken += config.getNumExpertsPerTok() * (2 * in + config.getMoeIntermediateSize())
+                    + config.getMoeSharedExpertIntermediateSize() + in;
+        } else {                                        // q, k, v, context, attention probabilities
+            perToken += 2L * config.queryWidth() + 2L * config.kvWidth() + (long) config.getNumAttentionHeads() * t;
+        }
+        return new LayerMemoryReport.Builder(getLayerName(), ExplicitBlockLayer.class, inputType,
                 getOutputType(-1, inputType))
                 .standardMemory(params, params)
                 .workingMemory(0, perToken * t, 0, perToken * t)
@@ -135,6 +151,7 @@ public class MoeBlockLayer extends BaseLayer implements FrozenParams {
 
     public static class Builder extends BaseLayer.Builder<Builder> {
         private NemotronV3Config config;
+        private BlockType blockType;
 
         /** The model configuration (sizes, epsilon, MoE settings). */
         public Builder config(NemotronV3Config config) {
@@ -142,10 +159,16 @@ public class MoeBlockLayer extends BaseLayer implements FrozenParams {
             return this;
         }
 
+        /** Which mixer this block holds: {@link BlockType#MOE} or {@link BlockType#ATTENTION}. */
+        public Builder blockType(BlockType blockType) {
+            this.blockType = blockType;
+            return this;
+        }
+
         @Override
         @SuppressWarnings("unchecked")
-        public MoeBlockLayer build() {
-            return new MoeBlockLayer(this);
+        public ExplicitBlockLayer build() {
+            return new ExplicitBlockLayer(this);
         }
     }
 }

@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.MoeMixer;
@@ -16,15 +16,7 @@ import java.util.Map;
  * ({@link MoeRouting}), each expert is two GEMMs on its contiguous block, and each token sums its k weighted rows.
  * Parameter and gradient maps use {@link MoeMixer}'s keys below {@code prefix}.
  */
-final class SparseMoe {
-
-    /** Where arrays that backprop reads are allocated (a workspace that outlives the forward pass when training). */
-    interface Cache {
-        INDArray createUninitialized(DataType dataType, long... shape);
-
-        /** {@code array} itself, or a copy of it, placed in the cache's memory. */
-        INDArray keep(INDArray array);
-    }
+final class SparseMoe implements RowMixer<SparseMoe.Forward> {
 
     /** What backprop needs from one forward pass. */
     static final class Forward {
@@ -64,11 +56,8 @@ final class SparseMoe {
         return params.get(prefix + key);
     }
 
-    /**
-     * @param x [n, H] normed block input
-     * @return the mixer output [n, H] (first) and the state backprop needs (second)
-     */
-    Result forward(INDArray x, Cache cache) {
+    @Override
+    public Result<Forward> forward(INDArray x, int batch, Cache cache) {
         int n = (int) x.size(0);
         int experts = config.getNRoutedExperts();
         int k = config.getNumExpertsPerTok();
@@ -108,17 +97,12 @@ final class SparseMoe {
         INDArray sharedHidden = cache.keep(Transforms.relu(Nd4j.gemm(x, param(MoeMixer.SHARED_UP), false, true), false));
         INDArray sharedActivation = sharedHidden.mul(sharedHidden);
         Nd4j.gemm(sharedActivation, param(MoeMixer.SHARED_DOWN), mixed, false, true, 1.0, 1.0);
-        return new Result(mixed, new Forward(x, routing, expertInput, rowInput, rowHidden, rowOutput, routed, sharedHidden));
+        return new Result<>(mixed, new Forward(x, routing, expertInput, rowInput, rowHidden, rowOutput, routed, sharedHidden));
     }
 
-    /**
-     * Writes every parameter gradient into {@code gradients} (views of the layer's gradient array; the frozen
-     * correction bias gets 0, as do experts that received no token).
-     *
-     * @param gradOut [n, H] dL/d(mixer output)
-     * @return [n, H] dL/d(normed input)
-     */
-    INDArray backward(Forward f, INDArray gradOut, Map<String, INDArray> gradients) {
+    /** The frozen correction bias gets a zero gradient, as do experts that received no token. */
+    @Override
+    public INDArray backward(Forward f, INDArray gradOut, Map<String, INDArray> gradients) {
         MoeRouting routing = f.routing;
         DataType type = gradOut.dataType();
         int experts = routing.experts;
@@ -203,14 +187,4 @@ final class SparseMoe {
         return gradients.get(prefix + key);
     }
 
-    /** The mixer output and the forward state. */
-    static final class Result {
-        final INDArray output;
-        final Forward state;
-
-        Result(INDArray output, Forward state) {
-            this.output = output;
-            this.state = state;
-        }
-    }
 }

@@ -1,4 +1,4 @@
-package org.dl4jmtp.layers.moe;
+package org.dl4jmtp.layers.explicit;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
@@ -17,13 +17,14 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import java.util.Arrays;
 
 /**
- * Runtime of {@link MoeBlockLayer}: {@code x + MoE(RMSNorm(x))} on [mb, H, T] with explicit backprop.
+ * Runtime of {@link ExplicitBlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with explicit backprop; the
+ * mixer ({@link SparseMoe}, {@link CausalAttention}) works on token rows.
  *
  * <p>A training forward pass keeps what backprop needs in the ACTIVATIONS workspace, which DL4J keeps open until the
  * step's backprop has run; backprop uses it when it is for the same input array and otherwise recomputes the forward
  * pass, so a backprop without its forward pass is slower, never wrong.
  */
-public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
+public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
 
     private static final String NORM = NemotronV3Block.NORM;
     private static final String MIXER = NemotronV3Block.MIXER_PREFIX;
@@ -33,14 +34,14 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
         final INDArray input;         // the layer input this was computed for (identity)
         final INDArray invRms;        // [n, 1] 1/sqrt(mean(x²) + eps)
         final INDArray normalized;    // [n, H] x·invRms, before the norm weight
-        final SparseMoe.Forward moe;
+        final Object mixer;           // the mixer's forward state
         final INDArray output;        // [n, H] block output rows
 
-        BlockForward(INDArray input, INDArray invRms, INDArray normalized, SparseMoe.Forward moe, INDArray output) {
+        BlockForward(INDArray input, INDArray invRms, INDArray normalized, Object mixer, INDArray output) {
             this.input = input;
             this.invRms = invRms;
             this.normalized = normalized;
-            this.moe = moe;
+            this.mixer = mixer;
             this.output = output;
         }
     }
@@ -48,8 +49,20 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
     private BlockForward cached;
     private long forwardPasses;
 
-    public MoeBlockRuntimeLayer(NeuralNetConfiguration conf, DataType dataType) {
+    public ExplicitBlockRuntimeLayer(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
+    }
+
+    @SuppressWarnings("unchecked")
+    private RowMixer<Object> mixer() {
+        switch (layerConf().getBlockType()) {
+            case MOE:
+                return (RowMixer<Object>) (RowMixer<?>) new SparseMoe(config(), params, MIXER);
+            case ATTENTION:
+                return (RowMixer<Object>) (RowMixer<?>) new CausalAttention(config(), params, MIXER);
+            default:
+                throw new IllegalStateException("ExplicitBlockLayer cannot compute " + layerConf().getBlockType());
+        }
     }
 
     private NemotronV3Config config() {
@@ -85,7 +98,7 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
         INDArray gradOut = toRows(epsilon);                                          // [n, H]
 
         INDArray weight = params.get(NORM);
-        INDArray gradNormed = new SparseMoe(config(), params, MIXER).backward(f.moe, gradOut, gradientViews);
+        INDArray gradNormed = mixer().backward(f.mixer, gradOut, gradientViews);
         // RMSNorm: z = x̂·g, x̂ = x·r;  dx = r·(dx̂ − x̂·mean(dx̂·x̂)),  dx̂ = dz·g
         gradientViews.get(NORM).assign(gradNormed.mul(f.normalized).sum(0));
         INDArray gradNormalized = gradNormed.mulRowVector(weight);
@@ -102,19 +115,19 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
         return new Pair<>(gradient, epsOut);
     }
 
-    private BlockForward forward(INDArray input, SparseMoe.Cache cache) {
+    private BlockForward forward(INDArray input, RowMixer.Cache cache) {
         forwardPasses++;
         NemotronV3Config config = config();
         if (input.rank() != 3 || input.size(1) != config.getHiddenSize()) {
-            throw new IllegalArgumentException("Layer " + layerConf().getLayerName() + " (MoeBlockLayer) expects input [mb, "
+            throw new IllegalArgumentException("Layer " + layerConf().getLayerName() + " (ExplicitBlockLayer) expects input [mb, "
                     + config.getHiddenSize() + ", T], got " + Arrays.toString(input.shape()));
         }
         INDArray x = toRows(input);                                                    // [n, H]
         INDArray invRms = cache.keep(Transforms.pow(x.mul(x).mean(true, 1).addi(config.getLayerNormEpsilon()), -0.5, false));
         INDArray normalized = cache.keep(x.mulColumnVector(invRms));
         INDArray normed = cache.keep(normalized.mulRowVector(params.get(NORM)));
-        SparseMoe.Result moe = new SparseMoe(config, params, MIXER).forward(normed, cache);
-        return new BlockForward(input, invRms, normalized, moe.state, x.addi(moe.output));
+        RowMixer.Result<Object> mixed = mixer().forward(normed, (int) input.size(0), cache);
+        return new BlockForward(input, invRms, normalized, mixed.state, x.addi(mixed.output));
     }
 
     /** [mb, H, T] → [mb·T, H] (a copy: rows are tokens). */
@@ -128,8 +141,8 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
     }
 
     /** Arrays backprop reads go to the ACTIVATIONS workspace, open until the end of the training step. */
-    private static SparseMoe.Cache cacheIn(LayerWorkspaceMgr workspaceMgr) {
-        return new SparseMoe.Cache() {
+    private static RowMixer.Cache cacheIn(LayerWorkspaceMgr workspaceMgr) {
+        return new RowMixer.Cache() {
             @Override
             public INDArray createUninitialized(DataType dataType, long... shape) {
                 return workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, dataType, shape, 'c');
@@ -143,8 +156,8 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
     }
 
     /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
-    private static SparseMoe.Cache currentScope() {
-        return new SparseMoe.Cache() {
+    private static RowMixer.Cache currentScope() {
+        return new RowMixer.Cache() {
             @Override
             public INDArray createUninitialized(DataType dataType, long... shape) {
                 return Nd4j.createUninitialized(dataType, shape, 'c');
@@ -160,7 +173,7 @@ public class MoeBlockRuntimeLayer extends BaseLayer<MoeBlockLayer> {
     private void checkSupported() {
         if (layerConf().getWeightNoise() != null || layerConf().getIDropout() != null) {
             throw new UnsupportedOperationException("Layer " + layerConf().getLayerName()
-                    + " (MoeBlockLayer) supports neither weight noise nor dropout");
+                    + " (ExplicitBlockLayer) supports neither weight noise nor dropout");
         }
     }
 

@@ -1,0 +1,141 @@
+package org.dl4jmtp.layers.explicit;
+
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.AttentionMixer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.Map;
+
+/**
+ * Causal grouped-query attention (spec §3.2, same math as {@link AttentionMixer}) on token rows with its hand-written
+ * backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to [B, nkv, r·T, hd] and
+ * every product is one batched matmul per kv head, without repeating K and V.
+ */
+final class CausalAttention implements RowMixer<CausalAttention.Forward> {
+
+    /** What backprop needs from one forward pass. */
+    static final class Forward {
+        final INDArray input;    // [n, H]
+        final int batch;
+        final INDArray queries;  // [B, nkv, r·T, hd]
+        final INDArray keys;     // [B, nkv, T, hd]
+        final INDArray values;   // [B, nkv, T, hd]
+        final INDArray probs;    // [B, nkv, r·T, T]
+        final INDArray context;  // [n, nq·hd] before o_proj
+
+        private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
+                        INDArray context) {
+            this.input = input;
+            this.batch = batch;
+            this.queries = queries;
+            this.keys = keys;
+            this.values = values;
+            this.probs = probs;
+            this.context = context;
+        }
+    }
+
+    private final NemotronV3Config config;
+    private final Map<String, INDArray> params;
+    private final String prefix;
+
+    CausalAttention(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+        this.config = config;
+        this.params = params;
+        this.prefix = prefix;
+    }
+
+    @Override
+    public Result<Forward> forward(INDArray x, int batch, Cache cache) {
+        int time = (int) (x.size(0) / batch);
+        int kvHeads = config.getNumKeyValueHeads();
+        INDArray queries = cache.keep(toHeads(linear(x, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS), batch, time,
+                kvHeads));                                                                    // [B, nkv, r·T, hd]
+        INDArray keys = cache.keep(toHeads(linear(x, AttentionMixer.K_PROJ, AttentionMixer.K_BIAS), batch, time, kvHeads));
+        INDArray values = cache.keep(toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads));
+
+        INDArray scores = Nd4j.matmul(queries, keys, false, true, false).muli(scale());      // [B, nkv, r·T, T]
+        INDArray rows = scores.reshape(scores.length() / time, time);
+        rows.reshape(-1, config.queriesPerKvHead() * (long) time * time).addiRowVector(causalMask(time, x));
+        INDArray probs = cache.keep(Transforms.softmax(rows, false).reshape(scores.shape()));
+        INDArray context = cache.keep(fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads()));
+        return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
+                new Forward(x, batch, queries, keys, values, probs, context));
+    }
+
+    @Override
+    public INDArray backward(Forward f, INDArray gradOut, Map<String, INDArray> gradients) {
+        int batch = f.batch;
+        int time = (int) (f.input.size(0) / batch);
+        int kvHeads = config.getNumKeyValueHeads();
+        INDArray gradContext = linearBackward(gradOut, f.context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS, gradients);
+        INDArray gradFolded = toHeads(gradContext, batch, time, kvHeads);                    // [B, nkv, r·T, hd]
+
+        INDArray gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);         // [B, nkv, T, hd]
+        INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);         // [B, nkv, r·T, T]
+        // softmax: dS = P ⊙ (dP − Σ_j dP·P), then the 1/√hd scale; masked entries have P = 0 and get 0
+        INDArray p = f.probs.reshape(f.probs.length() / time, time);
+        INDArray dp = gradProbs.reshape(p.shape());
+        INDArray rowDot = dp.mul(p).sum(true, 1);
+        INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).muli(scale()).reshape(f.probs.shape());
+        INDArray gradQueries = Nd4j.matmul(gradScores, f.keys);                             // [B, nkv, r·T, hd]
+        INDArray gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);         // [B, nkv, T, hd]
+
+        INDArray gradInput = linearBackward(fromHeads(gradQueries, batch, time, config.getNumAttentionHeads()), f.input,
+                AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS, gradients);
+        gradInput.addi(linearBackward(fromHeads(gradKeys, batch, time, kvHeads), f.input,
+                AttentionMixer.K_PROJ, AttentionMixer.K_BIAS, gradients));
+        gradInput.addi(linearBackward(fromHeads(gradValues, batch, time, kvHeads), f.input,
+                AttentionMixer.V_PROJ, AttentionMixer.V_BIAS, gradients));
+        return gradInput;
+    }
+
+    private double scale() {
+        return 1.0 / Math.sqrt(config.getHeadDim());
+    }
+
+    /** y = x·Wᵀ (+ b): [n, in] → [n, out]. */
+    private INDArray linear(INDArray x, String weight, String bias) {
+        INDArray y = Nd4j.gemm(x, params.get(prefix + weight), false, true);
+        return params.containsKey(prefix + bias) ? y.addiRowVector(params.get(prefix + bias)) : y;
+    }
+
+    /** Writes dW (and db) of {@link #linear}; returns dL/dx. */
+    private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
+        Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
+        if (gradients.containsKey(prefix + bias)) {
+            gradients.get(prefix + bias).assign(gradY.sum(0));
+        }
+        return Nd4j.gemm(gradY, params.get(prefix + weight), false, false);
+    }
+
+    /** Rows [B·T, heads·hd] → [B, nkv, (heads/nkv)·T, hd] (head-major within a kv head). */
+    private INDArray toHeads(INDArray rows, int batch, int time, int kvHeads) {
+        int headDim = config.getHeadDim();
+        long heads = rows.size(1) / headDim;
+        return rows.reshape(batch, time, heads, headDim).permute(0, 2, 1, 3).dup('c')
+                .reshape(batch, kvHeads, heads / kvHeads * time, headDim);
+    }
+
+    /** The inverse of {@link #toHeads}: [B, nkv, r·T, hd] → rows [B·T, heads·hd]. */
+    private INDArray fromHeads(INDArray folded, int batch, int time, int heads) {
+        int headDim = config.getHeadDim();
+        return folded.reshape(batch, heads, time, headDim).permute(0, 2, 1, 3).dup('c')
+                .reshape((long) batch * time, (long) heads * headDim);
+    }
+
+    /** [r·T·T] flattened [r·T, T] additive mask: 0 where key ≤ query time, −MASKED_SCORE after. */
+    private INDArray causalMask(int time, INDArray like) {
+        int r = config.queriesPerKvHead();
+        double[] mask = new double[r * time * time];
+        for (int row = 0; row < r * time; row++) {
+            int t = row % time;
+            for (int j = t + 1; j < time; j++) {
+                mask[row * time + j] = -AttentionMixer.MASKED_SCORE;
+            }
+        }
+        return Nd4j.create(mask, new long[]{mask.length}, like.dataType());
+    }
+}
