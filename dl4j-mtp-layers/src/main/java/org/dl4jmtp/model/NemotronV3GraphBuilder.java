@@ -147,7 +147,7 @@ public final class NemotronV3GraphBuilder {
         return g.build();
     }
 
-    /** MoE and attention blocks are hand-written layers (explicit backprop); Mamba and MLP blocks SameDiff layers. */
+    /** Mamba2, MoE and attention blocks are hand-written layers (explicit backprop); MLP blocks SameDiff layers. */
     private Layer block(BlockType type) {
         if (ExplicitBlockLayer.SUPPORTED.contains(type)) {
             return new ExplicitBlockLayer.Builder().config(config).blockType(type).build();

@@ -29,7 +29,7 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * A NemotronV3 block ({@code x + Mixer(RMSNorm(x))}) of type MoE or attention computed with ND4J ops and a
+ * A NemotronV3 block ({@code x + Mixer(RMSNorm(x))}) of type Mamba2, MoE or attention computed with ND4J ops and a
  * hand-written backprop ({@link ExplicitBlockRuntimeLayer}) instead of SameDiff: the same math, parameter keys and
  * initialisation as a {@code NemotronV3BlockLayer} of that type, so either can hold the same weights. Input and output
  * [mb, H, T].
@@ -45,7 +45,7 @@ import java.util.Set;
 public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
 
     /** The block types this layer computes. */
-    public static final Set<BlockType> SUPPORTED = Collections.unmodifiableSet(EnumSet.of(BlockType.MOE, BlockType.ATTENTION));
+    public static final Set<BlockType> SUPPORTED = Collections.unmodifiableSet(EnumSet.of(BlockType.MAMBA, BlockType.MOE, BlockType.ATTENTION));
 
     private NemotronV3Config config;
     private BlockType blockType;
@@ -138,8 +138,11 @@ public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
             long in = config.expertInputSize();
             perToken += config.getNumExpertsPerTok() * (2 * in + config.getMoeIntermediateSize())
                     + config.getMoeSharedExpertIntermediateSize() + in;
-        } else {                                        // q, k, v, context, attention probabilities
+        } else if (blockType == BlockType.ATTENTION) {  // q, k, v, context, attention probabilities
             perToken += 2L * config.queryWidth() + 2L * config.kvWidth() + (long) config.getNumAttentionHeads() * t;
+        } else {                                        // conv in/out, gate, x, y, norm; per head: chunk decay and scores
+            perToken += 3L * config.convDim() + 6L * config.dInner()
+                    + 2L * config.getMambaNumHeads() * (config.getChunkSize() + config.getSsmStateSize());
         }
         return new LayerMemoryReport.Builder(getLayerName(), ExplicitBlockLayer.class, inputType,
                 getOutputType(-1, inputType))
@@ -159,7 +162,7 @@ public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
             return this;
         }
 
-        /** Which mixer this block holds: {@link BlockType#MOE} or {@link BlockType#ATTENTION}. */
+        /** Which mixer this block holds: one of {@link #SUPPORTED}. */
         public Builder blockType(BlockType blockType) {
             this.blockType = blockType;
             return this;

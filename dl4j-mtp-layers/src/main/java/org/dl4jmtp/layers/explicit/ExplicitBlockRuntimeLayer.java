@@ -18,7 +18,7 @@ import java.util.Arrays;
 
 /**
  * Runtime of {@link ExplicitBlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with explicit backprop; the
- * mixer ({@link SparseMoe}, {@link CausalAttention}) works on token rows.
+ * mixer ({@link ChunkedMamba2}, {@link SparseMoe}, {@link CausalAttention}) works on token rows.
  *
  * <p>A training forward pass keeps what backprop needs in the ACTIVATIONS workspace, which DL4J keeps open until the
  * step's backprop has run; backprop uses it when it is for the same input array and otherwise recomputes the forward
@@ -56,6 +56,8 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
     @SuppressWarnings("unchecked")
     private RowMixer<Object> mixer() {
         switch (layerConf().getBlockType()) {
+            case MAMBA:
+                return (RowMixer<Object>) (RowMixer<?>) new ChunkedMamba2(config(), params, MIXER);
             case MOE:
                 return (RowMixer<Object>) (RowMixer<?>) new SparseMoe(config(), params, MIXER);
             case ATTENTION:

@@ -47,6 +47,25 @@ class ExplicitBlockLayerTest {
     private static final int MB = 3;
     private static final int T = 7;
 
+    private static NemotronV3Config mambaConfig(int heads, int groups, int kernel, int chunk, boolean bias,
+                                                double[] timeStepLimit) {
+        NemotronV3Config cfg = new NemotronV3Config();
+        cfg.setVocabSize(V);
+        cfg.setHiddenSize(H);
+        cfg.hybridOverridePattern("M");
+        cfg.setMambaNumHeads(heads);
+        cfg.setMambaHeadDim(2);
+        cfg.setSsmStateSize(3);
+        cfg.setNGroups(groups);
+        cfg.setConvKernel(kernel);
+        cfg.setChunkSize(chunk);
+        cfg.setUseBias(bias);
+        cfg.setUseConvBias(bias);
+        cfg.setTimeStepLimit(timeStepLimit);
+        cfg.validate();
+        return cfg;
+    }
+
     private static NemotronV3Config attentionConfig(int heads, int kvHeads, int headDim, boolean bias) {
         NemotronV3Config cfg = new NemotronV3Config();
         cfg.setVocabSize(V);
@@ -166,6 +185,24 @@ class ExplicitBlockLayerTest {
     @Test
     void topThreeOfFiveUnnormalisedLatent() {
         assertSameAsDense(config(5, 3, false, 4), 13);
+    }
+
+    @Test
+    void mambaPartialLastChunkTwoHeadsPerGroupWithBiases() {
+        // T = 7, Q = 3: chunks of 3, 3 and 1 (padded) steps; K = 3
+        assertSameAsDense(mambaConfig(4, 2, 3, 3, true, new double[]{0.0, Double.POSITIVE_INFINITY}), 16);
+    }
+
+    @Test
+    void mambaOneChunkOneHeadPerGroupClampedTimeStep() {
+        // Q = 8 > T: a single padded chunk; K = 4; dt clamped to [0.3, 1.0] (binds for some steps)
+        assertSameAsDense(mambaConfig(2, 2, 4, 8, false, new double[]{0.3, 1.0}), 17);
+    }
+
+    @Test
+    void mambaManyChunks() {
+        // Q = 2: four chunks per sequence, the inter-chunk decay matrix does the work
+        assertSameAsDense(mambaConfig(2, 1, 2, 2, false, new double[]{0.0, Double.POSITIVE_INFINITY}), 18);
     }
 
     @Test

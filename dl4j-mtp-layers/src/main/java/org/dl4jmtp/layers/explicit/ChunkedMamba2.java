@@ -1,0 +1,527 @@
+package org.dl4jmtp.layers.explicit;
+
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.Mamba2Mixer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.CumSum;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.Map;
+
+/**
+ * The Mamba2 mixer (spec §3.1, same math as {@link Mamba2Mixer} and its chunked SSD scan {@code SsdScan}) on token
+ * rows with a hand-written backprop. The scan works on [B·Z, nh, Q, ·] chunks (T zero-padded to Z·Q, padded steps
+ * have dt = 0): the intra-chunk term and the chunk states are batched matmuls, the inter-chunk recurrence one masked
+ * [Z, Z] decay matrix per sequence and head.
+ */
+final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
+
+    /** Added (negated) to masked exponents so that exp() underflows to exactly 0. */
+    private static final double MASKED_EXPONENT = 1e30;
+
+    /** What backprop needs from one forward pass. */
+    static final class Forward {
+        INDArray input;       // [n, H]
+        int batch;
+        int time;
+        INDArray gate;        // [n, dI] z
+        INDArray convInput;   // [B, T+K-1, C] left-padded xBC
+        INDArray convOutput;  // [B, T, C] before SiLU
+        INDArray dtPre;       // [n, nh] dt_raw + dt_bias
+        INDArray dt;          // [n, nh]
+        INDArray x;           // [n, nh·P] post-conv x
+        Scan scan;
+        INDArray y;           // [n, dI] scan output + D skip
+        INDArray gated;       // [n, dI] y·silu(z)
+        INDArray invRms;      // [n·G, 1]
+        INDArray normalized;  // [n·G, dI/G] before the norm weight
+        INDArray normed;      // [n, dI] after the norm weight
+    }
+
+    /** The chunked scan's forward state, [B·Z, nh, Q, ·] unless noted. */
+    static final class Scan {
+        INDArray xbar;        // [BZ, nh, Q, P] dt·x
+        INDArray dt;          // [BZ, nh, Q]
+        INDArray b;           // [BZ, nh, Q, N] per head
+        INDArray c;
+        INDArray acum;        // [BZ, nh, Q]
+        INDArray decay;       // [BZ, nh, Q, Q] exp(Acum_l - Acum_s), 0 above the diagonal
+        INDArray scores;      // [BZ, nh, Q, Q] C_l·B_s
+        INDArray toEnd;       // [BZ, nh, Q] exp(tot - Acum_s)
+        INDArray states;      // [B, nh, Z, P·N] chunk states ΔS
+        INDArray interDecay;  // [B, nh, Z, Z]
+        INDArray entering;    // [BZ, nh, P, N] states entering each chunk
+        INDArray offProduct;  // [BZ, nh, Q, P] C·Hᵀ before the exp(Acum) scale
+        INDArray x;           // [BZ, nh, Q, P]
+        INDArray output;      // [BZ, nh, Q, P] the scan's result (forward only, not kept)
+    }
+
+    private final NemotronV3Config config;
+    private final Map<String, INDArray> params;
+    private final String prefix;
+
+    ChunkedMamba2(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+        this.config = config;
+        this.params = params;
+        this.prefix = prefix;
+    }
+
+    private INDArray param(String key) {
+        return params.get(prefix + key);
+    }
+
+    @Override
+    public Result<Forward> forward(INDArray input, int batch, Cache cache) {
+        Forward f = new Forward();
+        int n = (int) input.size(0);
+        int time = n / batch;
+        int dInner = config.dInner();
+        int convDim = config.convDim();
+        int nh = config.getMambaNumHeads();
+        int groupState = config.getNGroups() * config.getSsmStateSize();
+        f.input = input;
+        f.batch = batch;
+        f.time = time;
+
+        INDArray zxbcdt = linear(input, Mamba2Mixer.IN_PROJ, Mamba2Mixer.IN_PROJ_BIAS);       // [n, inProj]
+        f.gate = cache.keep(columns(zxbcdt, 0, dInner).dup('c'));
+        f.dtPre = cache.keep(columns(zxbcdt, dInner + convDim, dInner + convDim + nh).dup('c')
+                .addiRowVector(param(Mamba2Mixer.DT_BIAS)));
+        f.dt = cache.keep(clampToTimeStepLimit(Transforms.softPlus(f.dtPre, true)));
+
+        int k = config.getConvKernel();
+        f.convInput = cache.createUninitialized(input.dataType(), batch, time + k - 1, convDim);
+        f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(0, k - 1), NDArrayIndex.all()).assign(0);
+        f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(k - 1, time + k - 1), NDArrayIndex.all())
+                .assign(columns(zxbcdt, dInner, dInner + convDim).reshape(batch, time, convDim));
+        f.convOutput = cache.keep(causalConv(f.convInput, time));
+        INDArray xbc = silu(f.convOutput).reshape(n, convDim);                                  // [n, C]
+        f.x = cache.keep(columns(xbc, 0, dInner).dup('c'));
+        INDArray b = columns(xbc, dInner, dInner + groupState);
+        INDArray c = columns(xbc, dInner + groupState, convDim);
+
+        f.scan = scan(f.x, f.dt, b, c, batch, time, cache);
+        INDArray y = scanOutput(f.scan, batch, time);                                           // [n, nh·P]
+        y.addi(mulAlong(headsView(f.x), param(Mamba2Mixer.D), 1).reshape(n, dInner));
+        f.y = cache.keep(y);
+        f.gated = cache.keep(y.mul(silu(f.gate)));
+        int groups = config.getNGroups();
+        INDArray grouped = f.gated.reshape((long) n * groups, dInner / groups);
+        f.invRms = cache.keep(Transforms.pow(grouped.mul(grouped).mean(true, 1).addi(config.getLayerNormEpsilon()), -0.5, false));
+        f.normalized = cache.keep(grouped.mulColumnVector(f.invRms));
+        f.normed = cache.keep(f.normalized.reshape(n, dInner).mulRowVector(param(Mamba2Mixer.NORM)));
+        return new Result<>(linear(f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS), f);
+    }
+
+    @Override
+    public INDArray backward(Forward f, INDArray gradOut, Map<String, INDArray> gradients) {
+        int n = (int) f.input.size(0);
+        int dInner = config.dInner();
+        int convDim = config.convDim();
+        int nh = config.getMambaNumHeads();
+        int groups = config.getNGroups();
+        int groupState = groups * config.getSsmStateSize();
+
+        INDArray gradNormed = linearBackward(gradOut, f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS, gradients);
+        // gated group RMSNorm: out = x̂·w, x̂ = g·r per group
+        gradients.get(prefix + Mamba2Mixer.NORM).assign(gradNormed.mul(f.normalized.reshape(n, dInner)).sum(0));
+        INDArray gradNormalized = gradNormed.mulRowVector(param(Mamba2Mixer.NORM)).reshape((long) n * groups, dInner / groups);
+        INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);
+        INDArray gradGated = gradNormalized.subi(f.normalized.mulColumnVector(projection)).muliColumnVector(f.invRms)
+                .reshape(n, dInner);
+        // gated = y·silu(z)
+        INDArray gradY = gradGated.mul(silu(f.gate));
+        INDArray gradGate = gradGated.mul(f.y).muli(siluDerivative(f.gate));
+        // D skip: y += D·x per head
+        INDArray gradHeads = headsView(gradY);
+        gradients.get(prefix + Mamba2Mixer.D).assign(gradHeads.mul(headsView(f.x)).sum(0, 2));
+        INDArray gradX = mulAlong(gradHeads, param(Mamba2Mixer.D), 1).reshape(n, dInner);
+
+        INDArray[] scanGrads = scanBackward(f.scan, gradY, f.batch, f.time, gradients);         // dx, ddt, dB, dC
+        gradX.addi(scanGrads[0]);
+        INDArray gradDt = scanGrads[1];
+        INDArray gradXbc = Nd4j.createUninitialized(gradOut.dataType(), n, convDim);
+        columns(gradXbc, 0, dInner).assign(gradX);
+        columns(gradXbc, dInner, dInner + groupState).assign(scanGrads[2]);
+        columns(gradXbc, dInner + groupState, convDim).assign(scanGrads[3]);
+        INDArray gradConvOut = gradXbc.reshape(f.batch, f.time, convDim).muli(siluDerivative(f.convOutput));
+        INDArray gradConvIn = causalConvBackward(f.convInput, gradConvOut, f.time, gradients);
+
+        // dt = softplus(dt_raw + dt_bias), clamped to time_step_limit
+        INDArray gradDtPre = gradDt.muli(Transforms.sigmoid(f.dtPre, true)).muli(clampMask(f.dt));
+        gradients.get(prefix + Mamba2Mixer.DT_BIAS).assign(gradDtPre.sum(0));
+
+        INDArray gradZxbcdt = Nd4j.createUninitialized(gradOut.dataType(), n, config.inProjSize());
+        columns(gradZxbcdt, 0, dInner).assign(gradGate);
+        columns(gradZxbcdt, dInner, dInner + convDim).assign(
+                gradConvIn.get(NDArrayIndex.all(), NDArrayIndex.interval(config.getConvKernel() - 1,
+                        f.time + config.getConvKernel() - 1), NDArrayIndex.all()).reshape(n, convDim));
+        columns(gradZxbcdt, dInner + convDim, dInner + convDim + nh).assign(gradDtPre);
+        return linearBackward(gradZxbcdt, f.input, Mamba2Mixer.IN_PROJ, Mamba2Mixer.IN_PROJ_BIAS, gradients);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // chunked SSD scan
+
+    private Scan scan(INDArray x, INDArray dt, INDArray b, INDArray c, int batch, int time, Cache cache) {
+        int nh = config.getMambaNumHeads();
+        int p = config.getMambaHeadDim();
+        int groups = config.getNGroups();
+        int state = config.getSsmStateSize();
+        int q = config.getChunkSize();
+        int chunks = (time + q - 1) / q;
+        long bz = (long) batch * chunks;
+        Scan s = new Scan();
+
+        s.x = cache.keep(chunked(x, batch, time, nh, p));                                        // [BZ, nh, Q, P]
+        s.dt = cache.keep(chunked(dt, batch, time, nh, 1).reshape(bz, nh, q));
+        s.b = cache.keep(perHead(chunked(b, batch, time, groups, state)));                      // [BZ, nh, Q, N]
+        s.c = cache.keep(perHead(chunked(c, batch, time, groups, state)));
+        s.xbar = cache.keep(mulAlong(s.x, s.dt, 0, 1, 2));
+        s.acum = cache.keep(cumsum(mulAlong(s.dt, negExpALog(), 1), 2, false));                          // cumsum of dt·A
+
+        INDArray segsum = pairwiseDifference(s.acum);                                            // [BZ, nh, Q, Q]
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(segsum, upperMask(q, segsum.dataType()), segsum, 2, 3));
+        s.decay = cache.keep(Transforms.exp(segsum, false));
+        s.scores = cache.keep(Nd4j.matmul(s.c, s.b, false, true, false));
+        INDArray yDiag = Nd4j.matmul(s.scores.mul(s.decay), s.xbar);                            // [BZ, nh, Q, P]
+
+        INDArray total = s.acum.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(q - 1)).dup(); // [BZ, nh]
+        s.toEnd = cache.keep(Transforms.exp(broadcastLast(total, q).subi(s.acum), false));
+        INDArray weighted = mulAlong(s.xbar, s.toEnd, 0, 1, 2);
+        INDArray chunkStates = Nd4j.matmul(weighted, s.b, true, false, false);                  // [BZ, nh, P, N]
+
+        // inter-chunk: H_z = Σ_{c<z} exp(cumTot_{z-1} - cumTot_c)·ΔS_c
+        INDArray tot = total.reshape(batch, chunks, nh).permute(0, 2, 1).dup('c');              // [B, nh, Z]
+        INDArray cumTot = cumsum(tot, 2, false);
+        INDArray exponent = pairwiseDifference(cumTot.sub(tot), cumTot);                         // [B, nh, Z, Z]
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, strictlyLowerMask(chunks, exponent.dataType()), exponent, 2, 3));
+        s.interDecay = cache.keep(Transforms.exp(exponent, false));
+        s.states = cache.keep(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3).dup('c'));
+        INDArray entering = Nd4j.matmul(s.interDecay, s.states);                                 // [B, nh, Z, P·N]
+        s.entering = cache.keep(entering.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3).dup('c')
+                .reshape(bz, nh, p, state));
+        s.offProduct = cache.keep(Nd4j.matmul(s.c, s.entering, false, true, false));           // [BZ, nh, Q, P]
+        s.output = yDiag.addi(mulAlong(s.offProduct, Transforms.exp(s.acum, true), 0, 1, 2));
+        return s;
+    }
+
+    /** The scan's result as rows [n, nh·P] without the padding; dropped from the state (backprop does not need it). */
+    private INDArray scanOutput(Scan s, int batch, int time) {
+        INDArray y = unchunked(s.output, batch, time);
+        s.output = null;
+        return y;
+    }
+
+    /** @return {dx [n, nh·P], ddt [n, nh], dB [n, G·N], dC [n, G·N]} */
+    private INDArray[] scanBackward(Scan s, INDArray gradYRows, int batch, int time, Map<String, INDArray> gradients) {
+        int nh = config.getMambaNumHeads();
+        int p = config.getMambaHeadDim();
+        int state = config.getSsmStateSize();
+        int q = config.getChunkSize();
+        int chunks = (time + q - 1) / q;
+        long bz = (long) batch * chunks;
+
+        INDArray gradY = chunked(gradYRows, batch, time, nh, p);                                 // [BZ, nh, Q, P]
+        INDArray expAcum = Transforms.exp(s.acum, true);
+        INDArray gradAcum = Nd4j.zeros(s.acum.dataType(), s.acum.shape());
+
+        // Y_off = exp(Acum)·(C·Hᵀ)
+        INDArray gradOff = mulAlong(gradY, expAcum, 0, 1, 2);
+        gradAcum.addi(gradY.mul(s.offProduct).sum(3).muli(expAcum));
+        INDArray gradC = Nd4j.matmul(gradOff, s.entering);                                       // [BZ, nh, Q, N]
+        INDArray gradEntering = Nd4j.matmul(gradOff, s.c, true, false, false);                   // [BZ, nh, P, N]
+
+        // H = D_inter·ΔS
+        INDArray gradEnteringSeq = gradEntering.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3).dup('c');
+        INDArray gradStates = Nd4j.matmul(s.interDecay, gradEnteringSeq, true, false, false);    // [B, nh, Z, P·N]
+        INDArray gradInterExp = Nd4j.matmul(gradEnteringSeq, s.states, false, true, false).muli(s.interDecay);
+        // exponent[z, c] = cumTotBefore_z - cumTot_c
+        INDArray gradCumTotBefore = gradInterExp.sum(3);                                          // [B, nh, Z]
+        INDArray gradCumTot = gradInterExp.sum(2).negi();
+        // cumTotBefore = cumTot - tot; cumTot = cumsum(tot)
+        gradCumTot.addi(gradCumTotBefore);
+        INDArray gradTot = cumsum(gradCumTot, 2, true).subi(gradCumTotBefore);                  // [B, nh, Z]
+        INDArray gradTotal = gradTot.permute(0, 2, 1).dup('c').reshape(bz, nh);                 // [BZ, nh]
+
+        // ΔS = (xbar·toEnd)ᵀ·B
+        INDArray gradStatesChunk = gradStates.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3).dup('c')
+                .reshape(bz, nh, p, state);
+        INDArray weighted = mulAlong(s.xbar, s.toEnd, 0, 1, 2);
+        INDArray gradWeighted = Nd4j.matmul(s.b, gradStatesChunk, false, true, false);          // [BZ, nh, Q, P]
+        INDArray gradB = Nd4j.matmul(weighted, gradStatesChunk);                                 // [BZ, nh, Q, N]
+        INDArray gradXbar = mulAlong(gradWeighted, s.toEnd, 0, 1, 2);
+        INDArray gradToEnd = gradWeighted.mul(s.xbar).sum(3).muli(s.toEnd);                     // d/d(tot - Acum_s)
+        gradTotal.addi(gradToEnd.sum(2));
+        gradAcum.subi(gradToEnd);
+
+        // Y_diag = (scores ⊙ decay)·xbar
+        INDArray masked = s.scores.mul(s.decay);
+        gradXbar.addi(Nd4j.matmul(masked, gradY, true, false, false));
+        INDArray gradMasked = Nd4j.matmul(gradY, s.xbar, false, true, false);                   // [BZ, nh, Q, Q]
+        INDArray gradScores = gradMasked.mul(s.decay);
+        INDArray gradSeg = gradMasked.muli(s.scores).muli(s.decay);                             // d/d(Acum_l - Acum_s)
+        gradAcum.addi(gradSeg.sum(3)).subi(gradSeg.sum(2));
+        gradC.addi(Nd4j.matmul(gradScores, s.b));
+        gradB.addi(Nd4j.matmul(gradScores, s.c, true, false, false));
+
+        // tot = Acum[Q-1]; Acum = cumsum(dt·A)
+        gradAcum.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(q - 1)).addi(gradTotal);
+        INDArray gradA = cumsum(gradAcum, 2, true);                                              // d/d(dt·A)
+        INDArray negA = negExpALog();
+        // A = -exp(A_log): dA_log = Σ gradA·dt·A
+        gradients.get(prefix + Mamba2Mixer.A_LOG).assign(gradA.mul(s.dt).sum(0, 2).muli(negA));
+        INDArray gradDt = mulAlong(gradA, negA, 1);
+        // xbar = dt·x
+        gradDt.addi(gradXbar.mul(s.x).sum(3));
+        INDArray gradX = mulAlong(gradXbar, s.dt, 0, 1, 2);
+
+        return new INDArray[]{unchunked(gradX, batch, time),
+                unchunked(gradDt.reshape(bz, nh, q, 1), batch, time),
+                unchunked(perGroup(gradB), batch, time),
+                unchunked(perGroup(gradC), batch, time)};
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // layout helpers
+
+    /** Rows [B·T, heads·w] → [B·Z, heads, Q, w] (zero-padded to Z·Q steps). */
+    private INDArray chunked(INDArray rows, int batch, int time, int heads, int width) {
+        int q = config.getChunkSize();
+        int chunks = (time + q - 1) / q;
+        INDArray seq = rows.reshape(batch, time, (long) heads * width);
+        if (chunks * q != time) {
+            INDArray padded = Nd4j.zeros(rows.dataType(), batch, (long) chunks * q, (long) heads * width);
+            padded.get(NDArrayIndex.all(), NDArrayIndex.interval(0, time), NDArrayIndex.all()).assign(seq);
+            seq = padded;
+        }
+        return seq.reshape((long) batch * chunks, q, heads, width).permute(0, 2, 1, 3).dup('c');
+    }
+
+    /** The inverse of {@link #chunked}: [B·Z, heads, Q, w] → rows [B·T, heads·w]. */
+    private INDArray unchunked(INDArray chunks, int batch, int time) {
+        long heads = chunks.size(1);
+        long width = chunks.size(3);
+        int q = config.getChunkSize();
+        INDArray seq = chunks.permute(0, 2, 1, 3).dup('c').reshape(batch, chunks.size(0) / batch * q, heads * width);
+        return seq.get(NDArrayIndex.all(), NDArrayIndex.interval(0, time), NDArrayIndex.all()).dup('c')
+                .reshape((long) batch * time, heads * width);
+    }
+
+    /** [BZ, G, Q, N] → [BZ, nh, Q, N]: head h reads group h / (nh/G). */
+    private INDArray perHead(INDArray grouped) {
+        int nh = config.getMambaNumHeads();
+        int perGroup = nh / config.getNGroups();
+        if (perGroup == 1) {
+            return grouped;
+        }
+        long[] shape = grouped.shape();
+        INDArray out = Nd4j.createUninitialized(grouped.dataType(), shape[0], nh, shape[2], shape[3]);
+        for (int h = 0; h < nh; h++) {
+            out.get(NDArrayIndex.all(), NDArrayIndex.point(h), NDArrayIndex.all(), NDArrayIndex.all())
+                    .assign(grouped.get(NDArrayIndex.all(), NDArrayIndex.point(h / perGroup), NDArrayIndex.all(),
+                            NDArrayIndex.all()));
+        }
+        return out;
+    }
+
+    /** The transpose of {@link #perHead}: sums the heads of each group. */
+    private INDArray perGroup(INDArray perHead) {
+        int groups = config.getNGroups();
+        int perGroup = config.getMambaNumHeads() / groups;
+        if (perGroup == 1) {
+            return perHead;
+        }
+        long[] shape = perHead.shape();
+        return perHead.reshape(shape[0], groups, perGroup, shape[2] * shape[3]).sum(2)
+                .reshape(shape[0], groups, shape[2], shape[3]);
+    }
+
+    /** [n, nh·P] rows as a [n, nh, P] view. */
+    private INDArray headsView(INDArray rows) {
+        return rows.reshape(rows.size(0), config.getMambaNumHeads(), config.getMambaHeadDim());
+    }
+
+    private static INDArray columns(INDArray rows, long from, long to) {
+        return rows.get(NDArrayIndex.all(), NDArrayIndex.interval(from, to));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // elementwise pieces
+
+    private INDArray negExpALog() {
+        return Transforms.exp(param(Mamba2Mixer.A_LOG), true).negi();
+    }
+
+    private INDArray clampToTimeStepLimit(INDArray dt) {
+        double[] limit = config.getTimeStepLimit();
+        if (limit == null) {
+            return dt;
+        }
+        if (limit[0] > 0.0) {
+            Transforms.max(dt, limit[0], false);
+        }
+        if (!Double.isInfinite(limit[1])) {
+            Transforms.min(dt, limit[1], false);
+        }
+        return dt;
+    }
+
+    /** 1 where the clamp did not bind, 0 where it did (clipByValue's gradient). */
+    private INDArray clampMask(INDArray dt) {
+        INDArray mask = Nd4j.ones(dt.dataType(), dt.shape());
+        double[] limit = config.getTimeStepLimit();
+        if (limit == null) {
+            return mask;
+        }
+        boolean lower = limit[0] > 0.0;
+        boolean upper = !Double.isInfinite(limit[1]);
+        if (!lower && !upper) {
+            return mask;
+        }
+        double[] values = dt.dup('c').data().asDouble();
+        double[] out = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boolean clamped = (lower && values[i] <= limit[0]) || (upper && values[i] >= limit[1]);
+            out[i] = clamped ? 0.0 : 1.0;
+        }
+        return Nd4j.create(out, dt.shape(), dt.dataType());
+    }
+
+    private static INDArray silu(INDArray x) {
+        return x.mul(Transforms.sigmoid(x, true));
+    }
+
+    /** d silu / dx = σ(x)·(1 + x·(1 − σ(x))). */
+    private static INDArray siluDerivative(INDArray x) {
+        INDArray sigma = Transforms.sigmoid(x, true);
+        return sigma.rsub(1.0).muli(x).addi(1.0).muli(sigma);
+    }
+
+    /** x·y with y spread along {@code dims} of x (y's shape is x's shape on those axes), into a new array. */
+    private static INDArray mulAlong(INDArray x, INDArray y, int... dims) {
+        INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(x, y, out, dims));
+        return out;
+    }
+
+    /** out[..., l, s] = v[..., l] − v[..., s] for v [A, B, L]. */
+    private static INDArray pairwiseDifference(INDArray v) {
+        return pairwiseDifference(v, v);
+    }
+
+    /** out[..., l, s] = left[..., l] − right[..., s]. */
+    private static INDArray pairwiseDifference(INDArray left, INDArray right) {
+        long[] s = left.shape();
+        INDArray out = Nd4j.zeros(left.dataType(), s[0], s[1], s[2], right.size(2));
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(out, left, out, 0, 1, 2));
+        Nd4j.getExecutioner().exec(new BroadcastSubOp(out, right, out, 0, 1, 3));
+        return out;
+    }
+
+    /** v [A, B] repeated along a new last axis of length len. */
+    private static INDArray broadcastLast(INDArray v, int len) {
+        INDArray out = Nd4j.zeros(v.dataType(), v.size(0), v.size(1), len);
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(out, v, out, 0, 1));
+        return out;
+    }
+
+    /**
+     * Inclusive cumulative sum along {@code axis}; {@code reverse}: out[j] = Σ_{l ≥ j} v[l]. The native op:
+     * {@code INDArray.cumsum} is a recursive Java loop in M2.1 (slow, and a stack overflow on an axis of length 1).
+     */
+    private static INDArray cumsum(INDArray v, int axis, boolean reverse) {
+        INDArray out = Nd4j.createUninitialized(v.dataType(), v.shape());
+        Nd4j.exec(new CumSum(v, out, false, reverse, axis));
+        return out;
+    }
+
+    /** [q, q] additive mask: 0 on and below the diagonal, −MASKED_EXPONENT above. */
+    private static INDArray upperMask(int q, DataType type) {
+        double[] m = new double[q * q];
+        for (int l = 0; l < q; l++) {
+            for (int s = l + 1; s < q; s++) {
+                m[l * q + s] = -MASKED_EXPONENT;
+            }
+        }
+        return Nd4j.create(m, new long[]{q, q}, type);
+    }
+
+    /** [z, z] additive mask: 0 strictly below the diagonal, −MASKED_EXPONENT elsewhere. */
+    private static INDArray strictlyLowerMask(int z, DataType type) {
+        double[] m = new double[z * z];
+        for (int l = 0; l < z; l++) {
+            for (int s = l; s < z; s++) {
+                m[l * z + s] = -MASKED_EXPONENT;
+            }
+        }
+        return Nd4j.create(m, new long[]{z, z}, type);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // linear maps and the causal conv
+
+    private INDArray linear(INDArray x, String weight, String bias) {
+        INDArray y = Nd4j.gemm(x, param(weight), false, true);
+        return params.containsKey(prefix + bias) ? y.addiRowVector(param(bias)) : y;
+    }
+
+    private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
+        Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
+        if (gradients.containsKey(prefix + bias)) {
+            gradients.get(prefix + bias).assign(gradY.sum(0));
+        }
+        return Nd4j.gemm(gradY, param(weight), false, false);
+    }
+
+    /** out[t] = bias + Σ_j W[:, 0, j]·in[t + j] over the left-padded input [B, T+K-1, C]. */
+    private INDArray causalConv(INDArray padded, int time) {
+        int k = config.getConvKernel();
+        long channels = padded.size(2);
+        INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
+        INDArray out = Nd4j.zeros(padded.dataType(), padded.size(0), time, channels);
+        for (int j = 0; j < k; j++) {
+            out.addi(mulAlong(timeWindow(padded, j, time), tap(taps, j), 2));
+        }
+        if (params.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
+            Nd4j.getExecutioner().exec(new BroadcastAddOp(out, param(Mamba2Mixer.CONV_BIAS), out, 2));
+        }
+        return out;
+    }
+
+    /** Writes the conv weight (and bias) gradients; returns d/d(padded input). */
+    private INDArray causalConvBackward(INDArray padded, INDArray gradOut, int time, Map<String, INDArray> gradients) {
+        int k = config.getConvKernel();
+        long channels = padded.size(2);
+        INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
+        INDArray gradTaps = gradients.get(prefix + Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
+        INDArray gradIn = Nd4j.zeros(padded.dataType(), padded.shape());
+        for (int j = 0; j < k; j++) {
+            INDArray window = timeWindow(padded, j, time);
+            gradTaps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).assign(gradOut.mul(window).sum(0, 1));
+            timeWindow(gradIn, j, time).addi(mulAlong(gradOut, tap(taps, j), 2));
+        }
+        if (gradients.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
+            gradients.get(prefix + Mamba2Mixer.CONV_BIAS).assign(gradOut.sum(0, 1));
+        }
+        return gradIn;
+    }
+
+    /** Tap j of the [C, K] conv weight as a [C] vector. */
+    private static INDArray tap(INDArray taps, int j) {
+        return taps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).dup();
+    }
+
+    /** Steps j … j+T-1 of a [B, T+K-1, C] array (a view). */
+    private static INDArray timeWindow(INDArray padded, int j, int time) {
+        INDArrayIndex all = NDArrayIndex.all();
+        return padded.get(all, NDArrayIndex.interval(j, j + time), all);
+    }
+}
