@@ -106,7 +106,7 @@ final class CausalAttention implements RowMixer<CausalAttention.Forward> {
     private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
         Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
         if (gradients.containsKey(prefix + bias)) {
-            gradients.get(prefix + bias).assign(gradY.sum(0));
+            gradients.get(prefix + bias).assign(ColumnSums.of(gradY));
         }
         return Nd4j.gemm(gradY, params.get(prefix + weight), false, false);
     }

@@ -131,7 +131,7 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
 
         INDArray gradNormed = linearBackward(gradOut, f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS, gradients);
         // gated group RMSNorm: out = x̂·w, x̂ = g·r per group
-        gradients.get(prefix + Mamba2Mixer.NORM).assign(gradNormed.mul(f.normalized.reshape(n, dInner)).sum(0));
+        gradients.get(prefix + Mamba2Mixer.NORM).assign(ColumnSums.of(gradNormed.mul(f.normalized.reshape(n, dInner))));
         INDArray gradNormalized = gradNormed.mulRowVector(param(Mamba2Mixer.NORM)).reshape((long) n * groups, dInner / groups);
         INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);
         INDArray gradGated = gradNormalized.subi(f.normalized.mulColumnVector(projection)).muliColumnVector(f.invRms)
@@ -141,7 +141,7 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
         INDArray gradGate = gradGated.mul(f.y).muli(siluDerivative(f.gate));
         // D skip: y += D·x per head
         INDArray gradHeads = headsView(gradY);
-        gradients.get(prefix + Mamba2Mixer.D).assign(gradHeads.mul(headsView(f.x)).sum(0, 2));
+        gradients.get(prefix + Mamba2Mixer.D).assign(ColumnSums.ofLeading(gradY.mul(f.x), dInner).reshape(nh, -1).sum(1));
         INDArray gradX = mulAlong(gradHeads, param(Mamba2Mixer.D), 1).reshape(n, dInner);
 
         INDArray[] scanGrads = scanBackward(f.scan, gradY, f.batch, f.time, gradients);         // dx, ddt, dB, dC
@@ -156,7 +156,7 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
 
         // dt = softplus(dt_raw + dt_bias), clamped to time_step_limit
         INDArray gradDtPre = gradDt.muli(Transforms.sigmoid(f.dtPre, true)).muli(clampMask(f.dt));
-        gradients.get(prefix + Mamba2Mixer.DT_BIAS).assign(gradDtPre.sum(0));
+        gradients.get(prefix + Mamba2Mixer.DT_BIAS).assign(ColumnSums.of(gradDtPre));
 
         INDArray gradZxbcdt = Nd4j.createUninitialized(gradOut.dataType(), n, config.inProjSize());
         columns(gradZxbcdt, 0, dInner).assign(gradGate);
@@ -277,7 +277,8 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
         INDArray gradA = cumsum(gradAcum, 2, true);                                              // d/d(dt·A)
         INDArray negA = negExpALog();
         // A = -exp(A_log): dA_log = Σ gradA·dt·A
-        gradients.get(prefix + Mamba2Mixer.A_LOG).assign(gradA.mul(s.dt).sum(0, 2).muli(negA));
+        gradients.get(prefix + Mamba2Mixer.A_LOG).assign(ColumnSums.ofLeading(gradA.mul(s.dt), (long) nh * q)
+                .reshape(nh, q).sum(1).muli(negA));
         INDArray gradDt = mulAlong(gradA, negA, 1);
         // xbar = dt·x
         gradDt.addi(gradXbar.mul(s.x).sum(3));
@@ -476,7 +477,7 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
     private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
         Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
         if (gradients.containsKey(prefix + bias)) {
-            gradients.get(prefix + bias).assign(gradY.sum(0));
+            gradients.get(prefix + bias).assign(ColumnSums.of(gradY));
         }
         return Nd4j.gemm(gradY, param(weight), false, false);
     }
@@ -505,11 +506,11 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
         INDArray gradIn = Nd4j.zeros(padded.dataType(), padded.shape());
         for (int j = 0; j < k; j++) {
             INDArray window = timeWindow(padded, j, time);
-            gradTaps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).assign(gradOut.mul(window).sum(0, 1));
+            gradTaps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).assign(ColumnSums.ofLeading(gradOut.mul(window), channels));
             timeWindow(gradIn, j, time).addi(mulAlong(gradOut, tap(taps, j), 2));
         }
         if (gradients.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
-            gradients.get(prefix + Mamba2Mixer.CONV_BIAS).assign(gradOut.sum(0, 1));
+            gradients.get(prefix + Mamba2Mixer.CONV_BIAS).assign(ColumnSums.ofLeading(gradOut, channels));
         }
         return gradIn;
     }

@@ -102,7 +102,7 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         INDArray weight = params.get(NORM);
         INDArray gradNormed = mixer().backward(f.mixer, gradOut, gradientViews);
         // RMSNorm: z = x̂·g, x̂ = x·r;  dx = r·(dx̂ − x̂·mean(dx̂·x̂)),  dx̂ = dz·g
-        gradientViews.get(NORM).assign(gradNormed.mul(f.normalized).sum(0));
+        gradientViews.get(NORM).assign(ColumnSums.of(gradNormed.mul(f.normalized)));
         INDArray gradNormalized = gradNormed.mulRowVector(weight);
         INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);                 // [n, 1]
         INDArray gradInput = gradNormalized.subi(f.normalized.mulColumnVector(projection))
