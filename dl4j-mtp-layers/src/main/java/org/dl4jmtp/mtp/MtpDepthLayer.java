@@ -20,9 +20,11 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * One physical MTP depth (spec §4.2–4.3): the sublayers of the MTP pattern, each a full NemotronV3 block, with the
- * fusion {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first) on the first sublayer and
- * {@code final_layernorm} on the last.
+ * One physical MTP depth (spec §4.2–4.3) as a single SameDiff layer: the sublayers of the MTP pattern, each a full
+ * NemotronV3 block, with the fusion {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first) on the first
+ * sublayer and {@code final_layernorm} on the last. {@code NemotronV3GraphBuilder} uses it for the weight-tied
+ * ("repeated") depth only, which must be one layer (DL4J cannot share weights between layers); other MTP depths are
+ * built from one graph layer per module, so that their blocks are the faster hand-written layers.
  *
  * <p>Input [mb, (1+k)·H, T] = [h ; emb_1 ; … ; emb_k] (a {@code MergeVertex}): the hidden state entering the first
  * iteration, then the embeddings of the input ids rolled left by 1..k (relative to this layer's first depth).
