@@ -3,6 +3,7 @@ package org.dl4jmtp.layers.explicit;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.AttentionMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -13,7 +14,7 @@ import java.util.Map;
  * backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to [B, nkv, r·T, hd] and
  * every product is one batched matmul per kv head, without repeating K and V.
  */
-final class CausalAttention implements RowMixer<CausalAttention.Forward> {
+final class CausalAttention extends RowMixer<CausalAttention.Forward> {
 
     /** What backprop needs from one forward pass. */
     static final class Forward {
@@ -37,14 +38,8 @@ final class CausalAttention implements RowMixer<CausalAttention.Forward> {
         }
     }
 
-    private final NemotronV3Config config;
-    private final Map<String, INDArray> params;
-    private final String prefix;
-
     CausalAttention(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        this.config = config;
-        this.params = params;
-        this.prefix = prefix;
+        super(config, params, prefix);
     }
 
     @Override
@@ -58,7 +53,8 @@ final class CausalAttention implements RowMixer<CausalAttention.Forward> {
 
         INDArray scores = Nd4j.matmul(queries, keys, false, true, false).muli(scale());      // [B, nkv, r·T, T]
         INDArray rows = scores.reshape(scores.length() / time, time);
-        rows.reshape(-1, config.queriesPerKvHead() * (long) time * time).addiRowVector(causalMask(time, x));
+        INDArray perQueryHead = scores.reshape(scores.length() / ((long) time * time), time, time);
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causalMask(time, x), perQueryHead, 1, 2));
         INDArray probs = cache.keep(Transforms.softmax(rows, false).reshape(scores.shape()));
         INDArray context = cache.keep(fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads()));
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
@@ -96,21 +92,6 @@ final class CausalAttention implements RowMixer<CausalAttention.Forward> {
         return 1.0 / Math.sqrt(config.getHeadDim());
     }
 
-    /** y = x·Wᵀ (+ b): [n, in] → [n, out]. */
-    private INDArray linear(INDArray x, String weight, String bias) {
-        INDArray y = Nd4j.gemm(x, params.get(prefix + weight), false, true);
-        return params.containsKey(prefix + bias) ? y.addiRowVector(params.get(prefix + bias)) : y;
-    }
-
-    /** Writes dW (and db) of {@link #linear}; returns dL/dx. */
-    private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
-        Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
-        if (gradients.containsKey(prefix + bias)) {
-            gradients.get(prefix + bias).assign(ColumnSums.of(gradY));
-        }
-        return Nd4j.gemm(gradY, params.get(prefix + weight), false, false);
-    }
-
     /** Rows [B·T, heads·hd] → [B, nkv, (heads/nkv)·T, hd] (head-major within a kv head). */
     private INDArray toHeads(INDArray rows, int batch, int time, int kvHeads) {
         int headDim = config.getHeadDim();
@@ -126,16 +107,14 @@ final class CausalAttention implements RowMixer<CausalAttention.Forward> {
                 .reshape((long) batch * time, (long) heads * headDim);
     }
 
-    /** [r·T·T] flattened [r·T, T] additive mask: 0 where key ≤ query time, −MASKED_SCORE after. */
-    private INDArray causalMask(int time, INDArray like) {
-        int r = config.queriesPerKvHead();
-        double[] mask = new double[r * time * time];
-        for (int row = 0; row < r * time; row++) {
-            int t = row % time;
+    /** [T, T] additive mask: 0 where key time ≤ query time, −MASKED_SCORE after. */
+    private static INDArray causalMask(int time, INDArray like) {
+        double[] mask = new double[time * time];
+        for (int t = 0; t < time; t++) {
             for (int j = t + 1; j < time; j++) {
-                mask[row * time + j] = -AttentionMixer.MASKED_SCORE;
+                mask[t * time + j] = -AttentionMixer.MASKED_SCORE;
             }
         }
-        return Nd4j.create(mask, new long[]{mask.length}, like.dataType());
+        return Nd4j.create(mask, new long[]{time, time}, like.dataType());
     }
 }

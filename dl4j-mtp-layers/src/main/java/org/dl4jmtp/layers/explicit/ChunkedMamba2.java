@@ -21,7 +21,7 @@ import java.util.Map;
  * have dt = 0): the intra-chunk term and the chunk states are batched matmuls, the inter-chunk recurrence one masked
  * [Z, Z] decay matrix per sequence and head.
  */
-final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
+final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
 
     /** Added (negated) to masked exponents so that exp() underflows to exactly 0. */
     private static final double MASKED_EXPONENT = 1e30;
@@ -63,18 +63,8 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
         INDArray output;      // [BZ, nh, Q, P] the scan's result (forward only, not kept)
     }
 
-    private final NemotronV3Config config;
-    private final Map<String, INDArray> params;
-    private final String prefix;
-
     ChunkedMamba2(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        this.config = config;
-        this.params = params;
-        this.prefix = prefix;
-    }
-
-    private INDArray param(String key) {
-        return params.get(prefix + key);
+        super(config, params, prefix);
     }
 
     @Override
@@ -467,20 +457,7 @@ final class ChunkedMamba2 implements RowMixer<ChunkedMamba2.Forward> {
     }
 
     // ---------------------------------------------------------------------------------------------------------------
-    // linear maps and the causal conv
-
-    private INDArray linear(INDArray x, String weight, String bias) {
-        INDArray y = Nd4j.gemm(x, param(weight), false, true);
-        return params.containsKey(prefix + bias) ? y.addiRowVector(param(bias)) : y;
-    }
-
-    private INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias, Map<String, INDArray> gradients) {
-        Nd4j.gemm(gradY, x, gradients.get(prefix + weight), true, false, 1.0, 0.0);
-        if (gradients.containsKey(prefix + bias)) {
-            gradients.get(prefix + bias).assign(ColumnSums.of(gradY));
-        }
-        return Nd4j.gemm(gradY, param(weight), false, false);
-    }
+    // the causal conv
 
     /** out[t] = bias + Σ_j W[:, 0, j]·in[t + j] over the left-padded input [B, T+K-1, C]. */
     private INDArray causalConv(INDArray padded, int time) {

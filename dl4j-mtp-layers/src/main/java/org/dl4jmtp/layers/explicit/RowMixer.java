@@ -1,17 +1,19 @@
 package org.dl4jmtp.layers.explicit;
 
+import org.dl4jmtp.config.NemotronV3Config;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Map;
 
 /**
  * A block's mixer on token rows with a hand-written backprop. Rows are the [B, T, H] block input flattened batch-major
- * (row b·T + t); parameter and gradient maps use the block's keys ({@code mixer.<HF name>}).
+ * (row b·T + t); parameter and gradient maps use the block's keys ({@code mixer.<HF name>}, the prefix).
  *
  * @param <S> what backprop needs from the forward pass
  */
-interface RowMixer<S> {
+abstract class RowMixer<S> {
 
     /** Where arrays that backprop reads are allocated (a workspace that outlives the forward pass when training). */
     interface Cache {
@@ -22,7 +24,7 @@ interface RowMixer<S> {
     }
 
     /** The mixer output rows and the forward state. */
-    final class Result<S> {
+    static final class Result<S> {
         final INDArray output;
         final S state;
 
@@ -32,11 +34,21 @@ interface RowMixer<S> {
         }
     }
 
+    protected final NemotronV3Config config;
+    protected final Map<String, INDArray> params;
+    protected final String prefix;
+
+    RowMixer(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+        this.config = config;
+        this.params = params;
+        this.prefix = prefix;
+    }
+
     /**
      * @param x     [B·T, H] normed block input, kept by the caller for backprop
      * @param batch B (T = rows / B)
      */
-    Result<S> forward(INDArray x, int batch, Cache cache);
+    abstract Result<S> forward(INDArray x, int batch, Cache cache);
 
     /**
      * Writes every parameter gradient of the mixer into {@code gradients} (views of the layer's gradient array).
@@ -44,5 +56,31 @@ interface RowMixer<S> {
      * @param gradOut [B·T, H] dL/d(mixer output)
      * @return [B·T, H] dL/d(normed input)
      */
-    INDArray backward(S state, INDArray gradOut, Map<String, INDArray> gradients);
+    abstract INDArray backward(S state, INDArray gradOut, Map<String, INDArray> gradients);
+
+    /** The parameter {@code key} (relative to the mixer). */
+    protected INDArray param(String key) {
+        return params.get(prefix + key);
+    }
+
+    /** The gradient view of parameter {@code key}. */
+    protected INDArray gradient(Map<String, INDArray> gradients, String key) {
+        return gradients.get(prefix + key);
+    }
+
+    /** y = x·Wᵀ (+ b when the parameter exists): [n, in] → [n, out]. */
+    protected INDArray linear(INDArray x, String weight, String bias) {
+        INDArray y = Nd4j.gemm(x, param(weight), false, true);
+        return params.containsKey(prefix + bias) ? y.addiRowVector(param(bias)) : y;
+    }
+
+    /** Writes dW (and db) of {@link #linear}; returns dL/dx. */
+    protected INDArray linearBackward(INDArray gradY, INDArray x, String weight, String bias,
+                                      Map<String, INDArray> gradients) {
+        Nd4j.gemm(gradY, x, gradient(gradients, weight), true, false, 1.0, 0.0);
+        if (params.containsKey(prefix + bias)) {
+            gradient(gradients, bias).assign(ColumnSums.of(gradY));
+        }
+        return Nd4j.gemm(gradY, param(weight), false, false);
+    }
 }

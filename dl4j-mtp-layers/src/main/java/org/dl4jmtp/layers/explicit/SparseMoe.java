@@ -16,7 +16,7 @@ import java.util.Map;
  * ({@link MoeRouting}), each expert is two GEMMs on its contiguous block, and each token sums its k weighted rows.
  * Parameter and gradient maps use {@link MoeMixer}'s keys below {@code prefix}.
  */
-final class SparseMoe implements RowMixer<SparseMoe.Forward> {
+final class SparseMoe extends RowMixer<SparseMoe.Forward> {
 
     /** What backprop needs from one forward pass. */
     static final class Forward {
@@ -42,18 +42,8 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
         }
     }
 
-    private final NemotronV3Config config;
-    private final Map<String, INDArray> params;
-    private final String prefix;
-
     SparseMoe(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        this.config = config;
-        this.params = params;
-        this.prefix = prefix;
-    }
-
-    private INDArray param(String key) {
-        return params.get(prefix + key);
+        super(config, params, prefix);
     }
 
     @Override
@@ -109,14 +99,14 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
 
         // shared expert: out += relu(x·Suᵀ)²·Sdᵀ
         INDArray sharedActivation = f.sharedHidden.mul(f.sharedHidden);
-        Nd4j.gemm(gradOut, sharedActivation, grad(gradients, MoeMixer.SHARED_DOWN), true, false, 1.0, 0.0);
+        Nd4j.gemm(gradOut, sharedActivation, gradient(gradients, MoeMixer.SHARED_DOWN), true, false, 1.0, 0.0);
         INDArray sharedPre = Nd4j.gemm(gradOut, param(MoeMixer.SHARED_DOWN), false, false).muli(f.sharedHidden).muli(2.0);
-        Nd4j.gemm(sharedPre, f.input, grad(gradients, MoeMixer.SHARED_UP), true, false, 1.0, 0.0);
+        Nd4j.gemm(sharedPre, f.input, gradient(gradients, MoeMixer.SHARED_UP), true, false, 1.0, 0.0);
         INDArray gradInput = Nd4j.gemm(sharedPre, param(MoeMixer.SHARED_UP), false, false);          // [n, H]
 
         INDArray gradRouted = gradOut;
         if (config.hasLatentMoe()) {
-            Nd4j.gemm(gradOut, f.routed, grad(gradients, MoeMixer.FC2_LATENT), true, false, 1.0, 0.0);
+            Nd4j.gemm(gradOut, f.routed, gradient(gradients, MoeMixer.FC2_LATENT), true, false, 1.0, 0.0);
             gradRouted = Nd4j.gemm(gradOut, param(MoeMixer.FC2_LATENT), false, false);              // [n, in]
         }
 
@@ -127,7 +117,7 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
         INDArray rowActivation = f.rowHidden.mul(f.rowHidden);
         INDArray gradRowHidden = Nd4j.createUninitialized(type, f.rowHidden.shape());
         for (int e = 0; e < experts; e++) {
-            INDArray gradDown = grad(gradients, MoeMixer.expertDown(e));
+            INDArray gradDown = gradient(gradients, MoeMixer.expertDown(e));
             if (routing.count(e) == 0) {
                 gradDown.assign(0);
                 continue;
@@ -139,7 +129,7 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
         gradRowHidden.muli(f.rowHidden).muli(2.0);                                                // relu² derivative
         INDArray gradRowInput = Nd4j.createUninitialized(type, f.rowInput.shape());
         for (int e = 0; e < experts; e++) {
-            INDArray gradUp = grad(gradients, MoeMixer.expertUp(e));
+            INDArray gradUp = gradient(gradients, MoeMixer.expertUp(e));
             if (routing.count(e) == 0) {
                 gradUp.assign(0);
                 continue;
@@ -150,7 +140,7 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
         }
         INDArray gradExpertInput = sumChoices(gradRowInput, routing);                                // [n, in]
         if (config.hasLatentMoe()) {
-            Nd4j.gemm(gradExpertInput, f.input, grad(gradients, MoeMixer.FC1_LATENT), true, false, 1.0, 0.0);
+            Nd4j.gemm(gradExpertInput, f.input, gradient(gradients, MoeMixer.FC1_LATENT), true, false, 1.0, 0.0);
             Nd4j.gemm(gradExpertInput, param(MoeMixer.FC1_LATENT), gradInput, false, false, 1.0, 1.0);
         } else {
             gradInput.addi(gradExpertInput);
@@ -159,9 +149,9 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
         // router: weights depend on the sigmoid scores; the top-k choice is constant
         INDArray gradLogits = Nd4j.create(routing.logitGradient(weightGradient),
                 new long[]{routing.tokens, experts}, DataType.DOUBLE).castTo(type);
-        Nd4j.gemm(gradLogits, f.input, grad(gradients, MoeMixer.GATE), true, false, 1.0, 0.0);
+        Nd4j.gemm(gradLogits, f.input, gradient(gradients, MoeMixer.GATE), true, false, 1.0, 0.0);
         Nd4j.gemm(gradLogits, param(MoeMixer.GATE), gradInput, false, false, 1.0, 1.0);
-        grad(gradients, MoeMixer.CORRECTION_BIAS).assign(0);
+        gradient(gradients, MoeMixer.CORRECTION_BIAS).assign(0);
         return gradInput;
     }
 
@@ -181,10 +171,6 @@ final class SparseMoe implements RowMixer<SparseMoe.Forward> {
 
     private static INDArray column(double[] values, DataType type) {
         return Nd4j.create(values, new long[]{values.length, 1}, DataType.DOUBLE).castTo(type);
-    }
-
-    private INDArray grad(Map<String, INDArray> gradients, String key) {
-        return gradients.get(prefix + key);
     }
 
 }
