@@ -39,9 +39,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray x;           // [n, nh·P] post-conv x
         Scan scan;
         INDArray y;           // [n, dI] scan output + D skip
-        INDArray gated;       // [n, dI] y·silu(z)
-        INDArray invRms;      // [n·G, 1]
-        INDArray normalized;  // [n·G, dI/G] before the norm weight
+        RowRmsNorm norm;      // the gated group norm over [n·G, dI/G] rows, before its weight
         INDArray normed;      // [n, dI] after the norm weight
     }
 
@@ -101,12 +99,10 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray y = scanOutput(f.scan, batch, time);                                           // [n, nh·P]
         y.addi(mulAlong(headsView(f.x), param(Mamba2Mixer.D), 1).reshape(n, dInner));
         f.y = cache.keep(y);
-        f.gated = cache.keep(y.mul(silu(f.gate)));
         int groups = config.getNGroups();
-        INDArray grouped = f.gated.reshape((long) n * groups, dInner / groups);
-        f.invRms = cache.keep(Transforms.pow(grouped.mul(grouped).mean(true, 1).addi(config.getLayerNormEpsilon()), -0.5, false));
-        f.normalized = cache.keep(grouped.mulColumnVector(f.invRms));
-        f.normed = cache.keep(f.normalized.reshape(n, dInner).mulRowVector(param(Mamba2Mixer.NORM)));
+        INDArray grouped = y.mul(silu(f.gate)).reshape((long) n * groups, dInner / groups);   // gated by silu(z)
+        f.norm = RowRmsNorm.of(grouped, config.getLayerNormEpsilon(), cache);
+        f.normed = cache.keep(f.norm.normalized.reshape(n, dInner).mulRowVector(param(Mamba2Mixer.NORM)));
         return new Result<>(linear(f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS), f);
     }
 
@@ -120,18 +116,16 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         int groupState = groups * config.getSsmStateSize();
 
         INDArray gradNormed = linearBackward(gradOut, f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS, gradients);
-        // gated group RMSNorm: out = x̂·w, x̂ = g·r per group
-        gradients.get(prefix + Mamba2Mixer.NORM).assign(ColumnSums.of(gradNormed.mul(f.normalized.reshape(n, dInner))));
-        INDArray gradNormalized = gradNormed.mulRowVector(param(Mamba2Mixer.NORM)).reshape((long) n * groups, dInner / groups);
-        INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);
-        INDArray gradGated = gradNormalized.subi(f.normalized.mulColumnVector(projection)).muliColumnVector(f.invRms)
-                .reshape(n, dInner);
+        // gated group RMSNorm: normed = x̂·w, x̂ the per-group normalised gated rows
+        gradient(gradients, Mamba2Mixer.NORM).assign(ColumnSums.of(gradNormed.mul(f.norm.normalized.reshape(n, dInner))));
+        INDArray gradGated = f.norm.backward(gradNormed.mulRowVector(param(Mamba2Mixer.NORM))
+                .reshape((long) n * groups, dInner / groups)).reshape(n, dInner);
         // gated = y·silu(z)
         INDArray gradY = gradGated.mul(silu(f.gate));
         INDArray gradGate = gradGated.mul(f.y).muli(siluDerivative(f.gate));
         // D skip: y += D·x per head
         INDArray gradHeads = headsView(gradY);
-        gradients.get(prefix + Mamba2Mixer.D).assign(ColumnSums.ofLeading(gradY.mul(f.x), dInner).reshape(nh, -1).sum(1));
+        gradient(gradients, Mamba2Mixer.D).assign(ColumnSums.ofLeading(gradY.mul(f.x), dInner).reshape(nh, -1).sum(1));
         INDArray gradX = mulAlong(gradHeads, param(Mamba2Mixer.D), 1).reshape(n, dInner);
 
         INDArray[] scanGrads = scanBackward(f.scan, gradY, f.batch, f.time, gradients);         // dx, ddt, dB, dC
@@ -146,7 +140,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
 
         // dt = softplus(dt_raw + dt_bias), clamped to time_step_limit
         INDArray gradDtPre = gradDt.muli(Transforms.sigmoid(f.dtPre, true)).muli(clampMask(f.dt));
-        gradients.get(prefix + Mamba2Mixer.DT_BIAS).assign(ColumnSums.of(gradDtPre));
+        gradient(gradients, Mamba2Mixer.DT_BIAS).assign(ColumnSums.of(gradDtPre));
 
         INDArray gradZxbcdt = Nd4j.createUninitialized(gradOut.dataType(), n, config.inProjSize());
         columns(gradZxbcdt, 0, dInner).assign(gradGate);
@@ -267,7 +261,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray gradA = cumsum(gradAcum, 2, true);                                              // d/d(dt·A)
         INDArray negA = negExpALog();
         // A = -exp(A_log): dA_log = Σ gradA·dt·A
-        gradients.get(prefix + Mamba2Mixer.A_LOG).assign(ColumnSums.ofLeading(gradA.mul(s.dt), (long) nh * q)
+        gradient(gradients, Mamba2Mixer.A_LOG).assign(ColumnSums.ofLeading(gradA.mul(s.dt), (long) nh * q)
                 .reshape(nh, q).sum(1).muli(negA));
         INDArray gradDt = mulAlong(gradA, negA, 1);
         // xbar = dt·x
@@ -479,7 +473,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         int k = config.getConvKernel();
         long channels = padded.size(2);
         INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
-        INDArray gradTaps = gradients.get(prefix + Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
+        INDArray gradTaps = gradient(gradients, Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
         INDArray gradIn = Nd4j.zeros(padded.dataType(), padded.shape());
         for (int j = 0; j < k; j++) {
             INDArray window = timeWindow(padded, j, time);
@@ -487,7 +481,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
             timeWindow(gradIn, j, time).addi(mulAlong(gradOut, tap(taps, j), 2));
         }
         if (gradients.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
-            gradients.get(prefix + Mamba2Mixer.CONV_BIAS).assign(ColumnSums.ofLeading(gradOut, channels));
+            gradient(gradients, Mamba2Mixer.CONV_BIAS).assign(ColumnSums.ofLeading(gradOut, channels));
         }
         return gradIn;
     }

@@ -12,7 +12,6 @@ import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Arrays;
 
@@ -32,15 +31,13 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
     /** What backprop needs from one forward pass. */
     private static final class BlockForward {
         final INDArray input;         // the layer input this was computed for (identity)
-        final INDArray invRms;        // [n, 1] 1/sqrt(mean(x²) + eps)
-        final INDArray normalized;    // [n, H] x·invRms, before the norm weight
+        final RowRmsNorm norm;        // the pre-norm, before its weight
         final Object mixer;           // the mixer's forward state
-        final INDArray output;        // [n, H] block output rows
+        INDArray output;              // [n, H] block output rows (forward only, dropped before caching)
 
-        BlockForward(INDArray input, INDArray invRms, INDArray normalized, Object mixer, INDArray output) {
+        BlockForward(INDArray input, RowRmsNorm norm, Object mixer, INDArray output) {
             this.input = input;
-            this.invRms = invRms;
-            this.normalized = normalized;
+            this.norm = norm;
             this.mixer = mixer;
             this.output = output;
         }
@@ -81,9 +78,10 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         assertInputSet(false);
         checkSupported();
         BlockForward f = forward(input, training ? cacheIn(workspaceMgr) : currentScope());
-        cached = training ? f : null;
         INDArray out = workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), input.shape(), 'c');
         out.assign(toSequence(f.output, input.shape()));
+        f.output = null;
+        cached = training ? f : null;
         return out;
     }
 
@@ -101,12 +99,9 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
 
         INDArray weight = params.get(NORM);
         INDArray gradNormed = mixer().backward(f.mixer, gradOut, gradientViews);
-        // RMSNorm: z = x̂·g, x̂ = x·r;  dx = r·(dx̂ − x̂·mean(dx̂·x̂)),  dx̂ = dz·g
-        gradientViews.get(NORM).assign(ColumnSums.of(gradNormed.mul(f.normalized)));
-        INDArray gradNormalized = gradNormed.mulRowVector(weight);
-        INDArray projection = gradNormalized.mul(f.normalized).mean(true, 1);                 // [n, 1]
-        INDArray gradInput = gradNormalized.subi(f.normalized.mulColumnVector(projection))
-                .muliColumnVector(f.invRms).addi(gradOut);                                     // + residual
+        // normed = x̂·g
+        gradientViews.get(NORM).assign(ColumnSums.of(gradNormed.mul(f.norm.normalized)));
+        INDArray gradInput = f.norm.backward(gradNormed.mulRowVector(weight)).addi(gradOut);     // + residual
 
         INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, epsilon.dataType(), shape, 'c');
         epsOut.assign(toSequence(gradInput, shape));
@@ -125,11 +120,10 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
                     + config.getHiddenSize() + ", T], got " + Arrays.toString(input.shape()));
         }
         INDArray x = toRows(input);                                                    // [n, H]
-        INDArray invRms = cache.keep(Transforms.pow(x.mul(x).mean(true, 1).addi(config.getLayerNormEpsilon()), -0.5, false));
-        INDArray normalized = cache.keep(x.mulColumnVector(invRms));
-        INDArray normed = cache.keep(normalized.mulRowVector(params.get(NORM)));
+        RowRmsNorm norm = RowRmsNorm.of(x, config.getLayerNormEpsilon(), cache);
+        INDArray normed = cache.keep(norm.normalized.mulRowVector(params.get(NORM)));
         RowMixer.Result<Object> mixed = mixer().forward(normed, (int) input.size(0), cache);
-        return new BlockForward(input, invRms, normalized, mixed.state, x.addi(mixed.output));
+        return new BlockForward(input, norm, mixed.state, x.addi(mixed.output));
     }
 
     /** [mb, H, T] → [mb·T, H] (a copy: rows are tokens). */

@@ -22,18 +22,16 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
     static final class Forward {
         final INDArray input;        // [n, H] the normed block input
         final MoeRouting routing;
-        final INDArray expertInput;  // [n, in] the input, or its latent projection
         final INDArray rowInput;     // [n·k, in] expert input of each dispatch row
         final INDArray rowHidden;    // [n·k, I] relu(up·x) of each dispatch row
         final INDArray rowOutput;    // [n·k, in] unweighted expert output of each dispatch row
-        final INDArray routed;       // [n, in] weighted sum over the chosen experts
+        final INDArray routed;       // [n, in] weighted sum over the chosen experts (LatentMoE only)
         final INDArray sharedHidden; // [n, Is] relu(shared_up·x)
 
-        private Forward(INDArray input, MoeRouting routing, INDArray expertInput, INDArray rowInput,
-                        INDArray rowHidden, INDArray rowOutput, INDArray routed, INDArray sharedHidden) {
+        private Forward(INDArray input, MoeRouting routing, INDArray rowInput, INDArray rowHidden, INDArray rowOutput,
+                        INDArray routed, INDArray sharedHidden) {
             this.input = input;
             this.routing = routing;
-            this.expertInput = expertInput;
             this.rowInput = rowInput;
             this.rowHidden = rowHidden;
             this.rowOutput = rowOutput;
@@ -58,8 +56,7 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
                 param(MoeMixer.CORRECTION_BIAS).dup().data().asDouble(), n, experts, k,
                 config.isNormTopkProb(), config.getRoutedScalingFactor());
 
-        INDArray expertInput = config.hasLatentMoe()
-                ? cache.keep(Nd4j.gemm(x, param(MoeMixer.FC1_LATENT), false, true)) : x;
+        INDArray expertInput = config.hasLatentMoe() ? Nd4j.gemm(x, param(MoeMixer.FC1_LATENT), false, true) : x;
         long in = expertInput.size(1);
         long rows = (long) n * k;
         INDArray rowInput = cache.createUninitialized(type, rows, in);
@@ -81,13 +78,14 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
             }
         }
         INDArray weighted = rowOutput.mulColumnVector(column(routing.weightOfRow, type));
-        INDArray routed = cache.keep(sumChoices(weighted, routing));                                  // [n, in]
-        INDArray mixed = config.hasLatentMoe() ? Nd4j.gemm(routed, param(MoeMixer.FC2_LATENT), false, true) : routed.dup();
+        INDArray routed = sumChoices(weighted, routing);                                             // [n, in]
+        INDArray mixed = config.hasLatentMoe() ? Nd4j.gemm(routed, param(MoeMixer.FC2_LATENT), false, true) : routed;
 
         INDArray sharedHidden = cache.keep(Transforms.relu(Nd4j.gemm(x, param(MoeMixer.SHARED_UP), false, true), false));
         INDArray sharedActivation = sharedHidden.mul(sharedHidden);
         Nd4j.gemm(sharedActivation, param(MoeMixer.SHARED_DOWN), mixed, false, true, 1.0, 1.0);
-        return new Result<>(mixed, new Forward(x, routing, expertInput, rowInput, rowHidden, rowOutput, routed, sharedHidden));
+        INDArray keptRouted = config.hasLatentMoe() ? cache.keep(routed) : null;                    // for fc2's gradient
+        return new Result<>(mixed, new Forward(x, routing, rowInput, rowHidden, rowOutput, keptRouted, sharedHidden));
     }
 
     /** The frozen correction bias gets a zero gradient, as do experts that received no token. */

@@ -1,0 +1,32 @@
+package org.dl4jmtp.layers.explicit;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * RMS normalisation of each row, {@code x̂ = x·r} with {@code r = 1/sqrt(mean(x²) + eps)}, and its backprop
+ * {@code dx = r·(dx̂ − x̂·mean(dx̂·x̂))}: the block's pre-norm and Mamba2's gated group norm (the weight is applied by
+ * the caller).
+ */
+final class RowRmsNorm {
+
+    final INDArray invRms;      // [n, 1]
+    final INDArray normalized;  // [n, k]
+
+    private RowRmsNorm(INDArray invRms, INDArray normalized) {
+        this.invRms = invRms;
+        this.normalized = normalized;
+    }
+
+    /** Normalises the rows of {@code rows} [n, k]; the result is kept in {@code cache} for backprop. */
+    static RowRmsNorm of(INDArray rows, double eps, RowMixer.Cache cache) {
+        INDArray invRms = cache.keep(Transforms.pow(rows.mul(rows).mean(true, 1).addi(eps), -0.5, false));
+        return new RowRmsNorm(invRms, cache.keep(rows.mulColumnVector(invRms)));
+    }
+
+    /** @return dL/d(rows) from dL/d(normalized) (which it overwrites) */
+    INDArray backward(INDArray gradNormalized) {
+        INDArray projection = gradNormalized.mul(normalized).mean(true, 1);                   // [n, 1]
+        return gradNormalized.subi(normalized.mulColumnVector(projection)).muliColumnVector(invRms);
+    }
+}
