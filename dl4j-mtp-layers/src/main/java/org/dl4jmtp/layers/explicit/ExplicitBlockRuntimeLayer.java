@@ -106,9 +106,7 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, epsilon.dataType(), shape, 'c');
         epsOut.assign(toSequence(gradInput, shape));
         Gradient gradient = new DefaultGradient(gradientsFlattened);
-        for (String key : conf.getLayer().initializer().paramKeys(conf.getLayer())) {
-            gradient.gradientForVariable().put(key, gradientViews.get(key));
-        }
+        gradientViews.forEach(gradient.gradientForVariable()::put);   // parameter order (the initializer's map)
         return new Pair<>(gradient, epsOut);
     }
 
