@@ -1,5 +1,11 @@
 package org.dl4jmtp.layers;
 
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
+import org.nd4j.linalg.api.buffer.DataType;
+import java.util.Collection;
 import lombok.Data;
 import lombok.EqualsAndHashCode;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
@@ -56,6 +62,14 @@ public class LinearLayer extends SequenceSameDiffLayer {
     @Override
     public void initializeParameters(Map<String, INDArray> params) {
         ParamInit.normal(params.get(WEIGHT), std);
+    }
+
+    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    @Override
+    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
+                             INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
+        return WrittenOutSequenceLayer.instantiate(new WrittenOutSequenceLayer.Linear(conf, networkDataType, WEIGHT), this, conf, layerIndex,
+                layerParamsView, initializeParams);
     }
 
     @Override

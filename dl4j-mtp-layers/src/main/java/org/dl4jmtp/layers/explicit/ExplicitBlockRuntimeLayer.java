@@ -77,9 +77,9 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
     public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
         assertInputSet(false);
         checkSupported();
-        BlockForward f = forward(input, training ? cacheIn(workspaceMgr) : currentScope());
+        BlockForward f = forward(input, training ? cacheIn(workspaceMgr) : RowMixer.Cache.CURRENT_SCOPE);
         INDArray out = workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), input.shape(), 'c');
-        out.assign(toSequence(f.output, input.shape()));
+        out.assign(TokenRows.toSequence(f.output, input.size(0)));
         f.output = null;
         cached = training ? f : null;
         return out;
@@ -92,10 +92,10 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
             throw new IllegalStateException("Layer " + layerConf().getLayerName() + ": no gradient view array; the "
                     + "network sets it on its first fit (or call initGradientsView())");
         }
-        BlockForward f = cached != null && cached.input == input ? cached : forward(input, currentScope());
+        BlockForward f = cached != null && cached.input == input ? cached : forward(input, RowMixer.Cache.CURRENT_SCOPE);
         cached = null;
         long[] shape = input.shape();
-        INDArray gradOut = toRows(epsilon);                                          // [n, H]
+        INDArray gradOut = TokenRows.of(epsilon);                                         // [n, H]
 
         INDArray weight = params.get(NORM);
         INDArray gradNormed = mixer().backward(f.mixer, gradOut, gradientViews);
@@ -104,7 +104,7 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         INDArray gradInput = f.norm.backward(gradNormed.mulRowVector(weight)).addi(gradOut);     // + residual
 
         INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, epsilon.dataType(), shape, 'c');
-        epsOut.assign(toSequence(gradInput, shape));
+        epsOut.assign(TokenRows.toSequence(gradInput, shape[0]));
         Gradient gradient = new DefaultGradient(gradientsFlattened);
         gradientViews.forEach(gradient.gradientForVariable()::put);   // parameter order (the initializer's map)
         return new Pair<>(gradient, epsOut);
@@ -117,21 +117,11 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
             throw new IllegalArgumentException("Layer " + layerConf().getLayerName() + " (ExplicitBlockLayer) expects input [mb, "
                     + config.getHiddenSize() + ", T], got " + Arrays.toString(input.shape()));
         }
-        INDArray x = toRows(input);                                                    // [n, H]
+        INDArray x = TokenRows.of(input);                                                  // [n, H]
         RowRmsNorm norm = RowRmsNorm.of(x, config.getLayerNormEpsilon(), cache);
         INDArray normed = cache.keep(norm.normalized.mulRowVector(params.get(NORM)));
         RowMixer.Result<Object> mixed = mixer().forward(normed, (int) input.size(0), cache);
         return new BlockForward(input, norm, mixed.state, x.addi(mixed.output));
-    }
-
-    /** [mb, H, T] → [mb·T, H] (a copy: rows are tokens). */
-    private static INDArray toRows(INDArray sequence) {
-        return sequence.permute(0, 2, 1).dup('c').reshape(sequence.size(0) * sequence.size(2), sequence.size(1));
-    }
-
-    /** [mb·T, H] → a [mb, H, T] view. */
-    private static INDArray toSequence(INDArray rows, long[] shape) {
-        return rows.reshape(shape[0], shape[2], shape[1]).permute(0, 2, 1);
     }
 
     /** Arrays backprop reads go to the ACTIVATIONS workspace, open until the end of the training step. */
@@ -145,21 +135,6 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
             @Override
             public INDArray keep(INDArray array) {
                 return workspaceMgr.leverageTo(ArrayType.ACTIVATIONS, array);
-            }
-        };
-    }
-
-    /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
-    private static RowMixer.Cache currentScope() {
-        return new RowMixer.Cache() {
-            @Override
-            public INDArray createUninitialized(DataType dataType, long... shape) {
-                return Nd4j.createUninitialized(dataType, shape, 'c');
-            }
-
-            @Override
-            public INDArray keep(INDArray array) {
-                return array;
             }
         };
     }

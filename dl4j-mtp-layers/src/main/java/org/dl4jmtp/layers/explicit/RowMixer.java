@@ -21,6 +21,19 @@ abstract class RowMixer<S> {
 
         /** {@code array} itself, or a copy of it, placed in the cache's memory. */
         INDArray keep(INDArray array);
+
+        /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
+        Cache CURRENT_SCOPE = new Cache() {
+            @Override
+            public INDArray createUninitialized(DataType dataType, long... shape) {
+                return Nd4j.createUninitialized(dataType, shape, 'c');
+            }
+
+            @Override
+            public INDArray keep(INDArray array) {
+                return array;
+            }
+        };
     }
 
     /** The mixer output rows and the forward state. */
