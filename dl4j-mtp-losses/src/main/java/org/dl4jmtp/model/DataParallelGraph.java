@@ -33,7 +33,8 @@ import java.util.concurrent.Future;
  * {@link MtpLossNormalization#PER_DEPTH_COUNT} it is exact only when every depth's label count splits like the main
  * count (always so without ignored labels or document boundaries); otherwise that step is recomputed on the whole
  * batch, which gives the exact result at serial speed. Masks are not split: a batch with mask arrays runs serially.
- * The replicas share this graph's parameter array; only their gradients and activations are their own.
+ * The replicas share this graph's parameter array; only their gradients and activations are their own. The
+ * optimizer step is shared out between the same threads ({@link ParallelBlockUpdater}).
  */
 public class DataParallelGraph extends ComputationGraph {
 
@@ -61,6 +62,7 @@ public class DataParallelGraph extends ComputationGraph {
         if (sourceState != null) {
             graph.getUpdater().getStateViewArray().assign(sourceState);
         }
+        graph.setUpdater(new ParallelBlockUpdater(graph, graph.getUpdater().getStateViewArray(), () -> graph.workers));
         graph.getConfiguration().setIterationCount(source.getConfiguration().getIterationCount());
         graph.getConfiguration().setEpochCount(source.getConfiguration().getEpochCount());
         return graph;

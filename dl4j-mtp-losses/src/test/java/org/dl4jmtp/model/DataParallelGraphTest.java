@@ -18,12 +18,13 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link DataParallelGraph} trains exactly like a plain graph: the same Adam steps on the same batches (double
  * precision, all four block types, MTP D = 2, ignored labels spread unevenly over the slices, uneven slice sizes,
- * more replicas than rows) give the same parameters, scores and per-depth reports, for both loss normalisations (the per-depth one exercises
+ * more replicas than rows; the optimizer step shared out between threads) give the same parameters, scores and per-depth reports, for both loss normalisations (the per-depth one exercises
  * the exact whole-batch recomputation when the slices' label counts do not split proportionally).
  */
 class DataParallelGraphTest {
@@ -41,6 +42,7 @@ class DataParallelGraphTest {
         serial.fit(batch(new Random(1), batch, cfg.getVocabSize()));  // non-trivial updater state to carry over
         DataParallelGraph parallel = DataParallelGraph.of(serial, replicas);
         assertEquals(serial.params(), parallel.params());
+        assertInstanceOf(ParallelBlockUpdater.class, parallel.getUpdater(), "the optimizer step runs on the replicas' threads");
 
         Random random = new Random(2);
         for (int step = 0; step < 3; step++) {
