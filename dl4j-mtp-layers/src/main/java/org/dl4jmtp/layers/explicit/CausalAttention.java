@@ -20,7 +20,7 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
     static final class Forward {
         final INDArray input;    // [n, H]
         final int batch;
-        final INDArray queries;  // [B, nkv, r·T, hd]
+        final INDArray queries;  // [B, nkv, r·T, hd], scaled by 1/√hd
         final INDArray keys;     // [B, nkv, T, hd]
         final INDArray values;   // [B, nkv, T, hd]
         final INDArray probs;    // [B, nkv, r·T, T]
@@ -46,17 +46,19 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
     public Result<Forward> forward(INDArray x, int batch, Cache cache) {
         int time = (int) (x.size(0) / batch);
         int kvHeads = config.getNumKeyValueHeads();
-        INDArray queries = cache.keep(toHeads(linear(x, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS), batch, time,
-                kvHeads));                                                                    // [B, nkv, r·T, hd]
-        INDArray keys = cache.keep(toHeads(linear(x, AttentionMixer.K_PROJ, AttentionMixer.K_BIAS), batch, time, kvHeads));
-        INDArray values = cache.keep(toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads));
+        // queries are kept scaled by 1/√hd: the scale then costs a pass over [n, nq·hd], not over the scores
+        INDArray queries = toHeads(linear(x, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS).muli(scale()), batch, time,
+                kvHeads, cache);                                                              // [B, nkv, r·T, hd]
+        INDArray keys = toHeads(linear(x, AttentionMixer.K_PROJ, AttentionMixer.K_BIAS), batch, time, kvHeads, cache);
+        INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
 
-        INDArray scores = Nd4j.matmul(queries, keys, false, true, false).muli(scale());      // [B, nkv, r·T, T]
-        INDArray rows = scores.reshape(scores.length() / time, time);
-        INDArray perQueryHead = scores.reshape(scores.length() / ((long) time * time), time, time);
+        // the scores become the probabilities in place, in the cache's memory (no copy of the largest array)
+        INDArray probs = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2), time);
+        Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
+        INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
         Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causalMask(time, x), perQueryHead, 1, 2));
-        INDArray probs = cache.keep(Transforms.softmax(rows, false).reshape(scores.shape()));
-        INDArray context = cache.keep(fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads()));
+        Transforms.softmax(probs.reshape(probs.length() / time, time), false);
+        INDArray context = fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
                 new Forward(x, batch, queries, keys, values, probs, context));
     }
@@ -67,23 +69,25 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         int time = (int) (f.input.size(0) / batch);
         int kvHeads = config.getNumKeyValueHeads();
         INDArray gradContext = linearBackward(gradOut, f.context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS, gradients);
-        INDArray gradFolded = toHeads(gradContext, batch, time, kvHeads);                    // [B, nkv, r·T, hd]
+        INDArray gradFolded = toHeads(gradContext, batch, time, kvHeads, Cache.CURRENT_SCOPE);                    // [B, nkv, r·T, hd]
 
         INDArray gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);         // [B, nkv, T, hd]
         INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);         // [B, nkv, r·T, T]
-        // softmax: dS = P ⊙ (dP − Σ_j dP·P), then the 1/√hd scale; masked entries have P = 0 and get 0
+        // softmax: dS = P ⊙ (dP − Σ_j dP·P); masked entries have P = 0 and get 0
         INDArray p = f.probs.reshape(f.probs.length() / time, time);
         INDArray dp = gradProbs.reshape(p.shape());
         INDArray rowDot = dp.mul(p).sum(true, 1);
-        INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).muli(scale()).reshape(f.probs.shape());
-        INDArray gradQueries = Nd4j.matmul(gradScores, f.keys);                             // [B, nkv, r·T, hd]
+        INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).reshape(f.probs.shape());
+        // scores = Q'·Kᵀ with Q' = Q/√hd
+        INDArray gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());               // [B, nkv, r·T, hd]
         INDArray gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);         // [B, nkv, T, hd]
 
-        INDArray gradInput = linearBackward(fromHeads(gradQueries, batch, time, config.getNumAttentionHeads()), f.input,
-                AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS, gradients);
-        gradInput.addi(linearBackward(fromHeads(gradKeys, batch, time, kvHeads), f.input,
+        Cache scratch = Cache.CURRENT_SCOPE;
+        INDArray gradInput = linearBackward(fromHeads(gradQueries, batch, time, config.getNumAttentionHeads(), scratch),
+                f.input, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS, gradients);
+        gradInput.addi(linearBackward(fromHeads(gradKeys, batch, time, kvHeads, scratch), f.input,
                 AttentionMixer.K_PROJ, AttentionMixer.K_BIAS, gradients));
-        gradInput.addi(linearBackward(fromHeads(gradValues, batch, time, kvHeads), f.input,
+        gradInput.addi(linearBackward(fromHeads(gradValues, batch, time, kvHeads, scratch), f.input,
                 AttentionMixer.V_PROJ, AttentionMixer.V_BIAS, gradients));
         return gradInput;
     }
@@ -92,18 +96,19 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         return 1.0 / Math.sqrt(config.getHeadDim());
     }
 
-    /** Rows [B·T, heads·hd] → [B, nkv, (heads/nkv)·T, hd] (head-major within a kv head). */
-    private INDArray toHeads(INDArray rows, int batch, int time, int kvHeads) {
+    /** Rows [B·T, heads·hd] → [B, nkv, (heads/nkv)·T, hd] (head-major within a kv head), in {@code cache}. */
+    private INDArray toHeads(INDArray rows, int batch, int time, int kvHeads, Cache cache) {
         int headDim = config.getHeadDim();
         long heads = rows.size(1) / headDim;
-        return rows.reshape(batch, time, heads, headDim).permute(0, 2, 1, 3).dup('c')
-                .reshape(batch, kvHeads, heads / kvHeads * time, headDim);
+        INDArray out = cache.createUninitialized(rows.dataType(), batch, heads, time, headDim);
+        out.assign(rows.reshape(batch, time, heads, headDim).permute(0, 2, 1, 3));
+        return out.reshape(batch, kvHeads, heads / kvHeads * time, headDim);
     }
 
-    /** The inverse of {@link #toHeads}: [B, nkv, r·T, hd] → rows [B·T, heads·hd]. */
-    private INDArray fromHeads(INDArray folded, int batch, int time, int heads) {
+    /** The inverse of {@link #toHeads}: [B, nkv, r·T, hd] → rows [B·T, heads·hd], in {@code cache}. */
+    private INDArray fromHeads(INDArray folded, int batch, int time, int heads, Cache cache) {
         int headDim = config.getHeadDim();
-        return folded.reshape(batch, heads, time, headDim).permute(0, 2, 1, 3).dup('c')
+        return cache.copy(folded.reshape(batch, heads, time, headDim).permute(0, 2, 1, 3))
                 .reshape((long) batch * time, (long) heads * headDim);
     }
 

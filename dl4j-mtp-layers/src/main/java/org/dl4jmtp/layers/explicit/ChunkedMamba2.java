@@ -8,6 +8,7 @@ import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastSubOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.CumSum;
+import org.nd4j.linalg.api.ops.impl.transforms.strict.Sigmoid;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -34,6 +35,8 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray gate;        // [n, dI] z
         INDArray convInput;   // [B, T+K-1, C] left-padded xBC
         INDArray convOutput;  // [B, T, C] before SiLU
+        INDArray convSigmoid; // σ(convOutput), for SiLU and its derivative
+        INDArray gateSigmoid; // σ(gate)
         INDArray dtPre;       // [n, nh] dt_raw + dt_bias
         INDArray dt;          // [n, nh]
         INDArray x;           // [n, nh·P] post-conv x
@@ -79,9 +82,9 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         f.time = time;
 
         INDArray zxbcdt = linear(input, Mamba2Mixer.IN_PROJ, Mamba2Mixer.IN_PROJ_BIAS);       // [n, inProj]
-        f.gate = cache.keep(columns(zxbcdt, 0, dInner).dup('c'));
-        f.dtPre = cache.keep(columns(zxbcdt, dInner + convDim, dInner + convDim + nh).dup('c')
-                .addiRowVector(param(Mamba2Mixer.DT_BIAS)));
+        f.gate = cache.copy(columns(zxbcdt, 0, dInner));
+        f.dtPre = cache.copy(columns(zxbcdt, dInner + convDim, dInner + convDim + nh))
+                .addiRowVector(param(Mamba2Mixer.DT_BIAS));
         f.dt = cache.keep(clampToTimeStepLimit(Transforms.softPlus(f.dtPre, true)));
 
         int k = config.getConvKernel();
@@ -89,9 +92,10 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(0, k - 1), NDArrayIndex.all()).assign(0);
         f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(k - 1, time + k - 1), NDArrayIndex.all())
                 .assign(columns(zxbcdt, dInner, dInner + convDim).reshape(batch, time, convDim));
-        f.convOutput = cache.keep(causalConv(f.convInput, time));
-        INDArray xbc = silu(f.convOutput).reshape(n, convDim);                                  // [n, C]
-        f.x = cache.keep(columns(xbc, 0, dInner).dup('c'));
+        f.convOutput = causalConv(f.convInput, time, cache);
+        f.convSigmoid = sigmoid(f.convOutput, cache);
+        INDArray xbc = f.convOutput.mul(f.convSigmoid).reshape(n, convDim);                     // [n, C] SiLU
+        f.x = cache.copy(columns(xbc, 0, dInner));
         INDArray b = columns(xbc, dInner, dInner + groupState);
         INDArray c = columns(xbc, dInner + groupState, convDim);
 
@@ -100,9 +104,10 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         y.addi(mulAlong(headsView(f.x), param(Mamba2Mixer.D), 1).reshape(n, dInner));
         f.y = cache.keep(y);
         int groups = config.getNGroups();
-        INDArray grouped = y.mul(silu(f.gate)).reshape((long) n * groups, dInner / groups);   // gated by silu(z)
+        f.gateSigmoid = sigmoid(f.gate, cache);
+        INDArray grouped = y.mul(f.gate).muli(f.gateSigmoid).reshape((long) n * groups, dInner / groups); // ·silu(z)
         f.norm = RowRmsNorm.of(grouped, config.getLayerNormEpsilon(), cache);
-        f.normed = cache.keep(f.norm.normalized.reshape(n, dInner).mulRowVector(param(Mamba2Mixer.NORM)));
+        f.normed = mulAlong(f.norm.normalized.reshape(n, dInner), param(Mamba2Mixer.NORM), cache, 1);
         return new Result<>(linear(f.normed, Mamba2Mixer.OUT_PROJ, Mamba2Mixer.OUT_PROJ_BIAS), f);
     }
 
@@ -121,8 +126,8 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray gradGated = f.norm.backward(gradNormed.mulRowVector(param(Mamba2Mixer.NORM))
                 .reshape((long) n * groups, dInner / groups)).reshape(n, dInner);
         // gated = y·silu(z)
-        INDArray gradY = gradGated.mul(silu(f.gate));
-        INDArray gradGate = gradGated.mul(f.y).muli(siluDerivative(f.gate));
+        INDArray gradY = gradGated.mul(f.gate).muli(f.gateSigmoid);
+        INDArray gradGate = gradGated.mul(f.y).muli(siluDerivative(f.gate, f.gateSigmoid));
         // D skip: y += D·x per head
         INDArray gradHeads = headsView(gradY);
         gradient(gradients, Mamba2Mixer.D).assign(ColumnSums.ofLeading(gradY.mul(f.x), dInner).reshape(nh, -1).sum(1));
@@ -135,7 +140,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         columns(gradXbc, 0, dInner).assign(gradX);
         columns(gradXbc, dInner, dInner + groupState).assign(scanGrads[2]);
         columns(gradXbc, dInner + groupState, convDim).assign(scanGrads[3]);
-        INDArray gradConvOut = gradXbc.reshape(f.batch, f.time, convDim).muli(siluDerivative(f.convOutput));
+        INDArray gradConvOut = gradXbc.reshape(f.batch, f.time, convDim).muli(siluDerivative(f.convOutput, f.convSigmoid));
         INDArray gradConvIn = causalConvBackward(f.convInput, gradConvOut, f.time, gradients);
 
         // dt = softplus(dt_raw + dt_bias), clamped to time_step_limit
@@ -164,17 +169,17 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         long bz = (long) batch * chunks;
         Scan s = new Scan();
 
-        s.x = cache.keep(chunked(x, batch, time, nh, p));                                        // [BZ, nh, Q, P]
-        s.dt = cache.keep(chunked(dt, batch, time, nh, 1).reshape(bz, nh, q));
-        s.b = cache.keep(perHead(chunked(b, batch, time, groups, state)));                      // [BZ, nh, Q, N]
-        s.c = cache.keep(perHead(chunked(c, batch, time, groups, state)));
-        s.xbar = cache.keep(mulAlong(s.x, s.dt, 0, 1, 2));
+        s.x = chunked(x, batch, time, nh, p, cache);                                            // [BZ, nh, Q, P]
+        s.dt = chunked(dt, batch, time, nh, 1, cache).reshape(bz, nh, q);
+        s.b = perHead(chunked(b, batch, time, groups, state, cache), cache);                   // [BZ, nh, Q, N]
+        s.c = perHead(chunked(c, batch, time, groups, state, cache), cache);
+        s.xbar = mulAlong(s.x, s.dt, cache, 0, 1, 2);
         s.acum = cache.keep(cumsum(mulAlong(s.dt, negExpALog(), 1), 2, false));                          // cumsum of dt·A
 
-        INDArray segsum = pairwiseDifference(s.acum);                                            // [BZ, nh, Q, Q]
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(segsum, upperMask(q, segsum.dataType()), segsum, 2, 3));
-        s.decay = cache.keep(Transforms.exp(segsum, false));
-        s.scores = cache.keep(Nd4j.matmul(s.c, s.b, false, true, false));
+        s.decay = pairwiseDifference(s.acum, s.acum, cache);                                    // [BZ, nh, Q, Q]
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, upperMask(q, s.decay.dataType()), s.decay, 2, 3));
+        Transforms.exp(s.decay, false);                                       // exp(Acum_l − Acum_s), in place
+        s.scores = Nd4j.matmul(s.c, s.b, cache.createUninitialized(x.dataType(), bz, nh, q, q), false, true, false);
         INDArray yDiag = Nd4j.matmul(s.scores.mul(s.decay), s.xbar);                            // [BZ, nh, Q, P]
 
         INDArray total = s.acum.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(q - 1)).dup(); // [BZ, nh]
@@ -185,14 +190,15 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         // inter-chunk: H_z = Σ_{c<z} exp(cumTot_{z-1} - cumTot_c)·ΔS_c
         INDArray tot = total.reshape(batch, chunks, nh).permute(0, 2, 1).dup('c');              // [B, nh, Z]
         INDArray cumTot = cumsum(tot, 2, false);
-        INDArray exponent = pairwiseDifference(cumTot.sub(tot), cumTot);                         // [B, nh, Z, Z]
+        INDArray exponent = pairwiseDifference(cumTot.sub(tot), cumTot, Cache.CURRENT_SCOPE);   // [B, nh, Z, Z]
         Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, strictlyLowerMask(chunks, exponent.dataType()), exponent, 2, 3));
         s.interDecay = cache.keep(Transforms.exp(exponent, false));
-        s.states = cache.keep(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3).dup('c'));
+        s.states = cache.copy(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3));
         INDArray entering = Nd4j.matmul(s.interDecay, s.states);                                 // [B, nh, Z, P·N]
-        s.entering = cache.keep(entering.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3).dup('c')
-                .reshape(bz, nh, p, state));
-        s.offProduct = cache.keep(Nd4j.matmul(s.c, s.entering, false, true, false));           // [BZ, nh, Q, P]
+        s.entering = cache.copy(entering.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3))
+                .reshape(bz, nh, p, state);
+        s.offProduct = Nd4j.matmul(s.c, s.entering, cache.createUninitialized(x.dataType(), bz, nh, q, p),
+                false, true, false);                                                            // [BZ, nh, Q, P]
         s.output = yDiag.addi(mulAlong(s.offProduct, Transforms.exp(s.acum, true), 0, 1, 2));
         return s;
     }
@@ -213,7 +219,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         int chunks = (time + q - 1) / q;
         long bz = (long) batch * chunks;
 
-        INDArray gradY = chunked(gradYRows, batch, time, nh, p);                                 // [BZ, nh, Q, P]
+        INDArray gradY = chunked(gradYRows, batch, time, nh, p, Cache.CURRENT_SCOPE);           // [BZ, nh, Q, P]
         INDArray expAcum = Transforms.exp(s.acum, true);
         INDArray gradAcum = Nd4j.zeros(s.acum.dataType(), s.acum.shape());
 
@@ -277,8 +283,8 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
     // ---------------------------------------------------------------------------------------------------------------
     // layout helpers
 
-    /** Rows [B·T, heads·w] → [B·Z, heads, Q, w] (zero-padded to Z·Q steps). */
-    private INDArray chunked(INDArray rows, int batch, int time, int heads, int width) {
+    /** Rows [B·T, heads·w] → [B·Z, heads, Q, w] (zero-padded to Z·Q steps), in {@code cache}. */
+    private INDArray chunked(INDArray rows, int batch, int time, int heads, int width, Cache cache) {
         int q = config.getChunkSize();
         int chunks = (time + q - 1) / q;
         INDArray seq = rows.reshape(batch, time, (long) heads * width);
@@ -287,7 +293,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
             padded.get(NDArrayIndex.all(), NDArrayIndex.interval(0, time), NDArrayIndex.all()).assign(seq);
             seq = padded;
         }
-        return seq.reshape((long) batch * chunks, q, heads, width).permute(0, 2, 1, 3).dup('c');
+        return cache.copy(seq.reshape((long) batch * chunks, q, heads, width).permute(0, 2, 1, 3));
     }
 
     /** The inverse of {@link #chunked}: [B·Z, heads, Q, w] → rows [B·T, heads·w]. */
@@ -300,15 +306,15 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
                 .reshape((long) batch * time, heads * width);
     }
 
-    /** [BZ, G, Q, N] → [BZ, nh, Q, N]: head h reads group h / (nh/G). */
-    private INDArray perHead(INDArray grouped) {
+    /** [BZ, G, Q, N] → [BZ, nh, Q, N]: head h reads group h / (nh/G); a new array in {@code cache} unless G = nh. */
+    private INDArray perHead(INDArray grouped, Cache cache) {
         int nh = config.getMambaNumHeads();
         int perGroup = nh / config.getNGroups();
         if (perGroup == 1) {
             return grouped;
         }
         long[] shape = grouped.shape();
-        INDArray out = Nd4j.createUninitialized(grouped.dataType(), shape[0], nh, shape[2], shape[3]);
+        INDArray out = cache.createUninitialized(grouped.dataType(), shape[0], nh, shape[2], shape[3]);
         for (int h = 0; h < nh; h++) {
             out.get(NDArrayIndex.all(), NDArrayIndex.point(h), NDArrayIndex.all(), NDArrayIndex.all())
                     .assign(grouped.get(NDArrayIndex.all(), NDArrayIndex.point(h / perGroup), NDArrayIndex.all(),
@@ -380,32 +386,34 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         return Nd4j.create(out, dt.shape(), dt.dataType());
     }
 
-    private static INDArray silu(INDArray x) {
-        return x.mul(Transforms.sigmoid(x, true));
+    /** σ(x) into a new array in {@code cache}. */
+    private static INDArray sigmoid(INDArray x, Cache cache) {
+        INDArray out = cache.createUninitialized(x.dataType(), x.shape());
+        Nd4j.exec(new Sigmoid(x, out));
+        return out;
     }
 
-    /** d silu / dx = σ(x)·(1 + x·(1 − σ(x))). */
-    private static INDArray siluDerivative(INDArray x) {
-        INDArray sigma = Transforms.sigmoid(x, true);
+    /** d silu / dx = σ(x)·(1 + x·(1 − σ(x))), given σ(x). */
+    private static INDArray siluDerivative(INDArray x, INDArray sigma) {
         return sigma.rsub(1.0).muli(x).addi(1.0).muli(sigma);
     }
 
     /** x·y with y spread along {@code dims} of x (y's shape is x's shape on those axes), into a new array. */
     private static INDArray mulAlong(INDArray x, INDArray y, int... dims) {
-        INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
+        return mulAlong(x, y, Cache.CURRENT_SCOPE, dims);
+    }
+
+    /** {@link #mulAlong(INDArray, INDArray, int...)} into a new array in {@code cache}. */
+    private static INDArray mulAlong(INDArray x, INDArray y, Cache cache, int... dims) {
+        INDArray out = cache.createUninitialized(x.dataType(), x.shape());
         Nd4j.getExecutioner().exec(new BroadcastMulOp(x, y, out, dims));
         return out;
     }
 
-    /** out[..., l, s] = v[..., l] − v[..., s] for v [A, B, L]. */
-    private static INDArray pairwiseDifference(INDArray v) {
-        return pairwiseDifference(v, v);
-    }
-
-    /** out[..., l, s] = left[..., l] − right[..., s]. */
-    private static INDArray pairwiseDifference(INDArray left, INDArray right) {
+    /** out[..., l, s] = left[..., l] − right[..., s] for [A, B, L] operands, a new array in {@code cache}. */
+    private static INDArray pairwiseDifference(INDArray left, INDArray right, Cache cache) {
         long[] s = left.shape();
-        INDArray out = Nd4j.zeros(left.dataType(), s[0], s[1], s[2], right.size(2));
+        INDArray out = cache.createUninitialized(left.dataType(), s[0], s[1], s[2], right.size(2)).assign(0);
         Nd4j.getExecutioner().exec(new BroadcastAddOp(out, left, out, 0, 1, 2));
         Nd4j.getExecutioner().exec(new BroadcastSubOp(out, right, out, 0, 1, 3));
         return out;
@@ -457,8 +465,11 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
     // contiguous row ranges (fast) instead of a strided [B, T, C] window (slow in M2.1). Row b·(T+K-1)+t of the flat
     // output is step t of sequence b; the last K-1 rows of each sequence mix two sequences and are never read.
 
-    /** out[t] = bias + Σ_j W[:, 0, j]·in[t + j] over the left-padded input [B, T+K-1, C]; returns [B, T, C]. */
-    private INDArray causalConv(INDArray padded, int time) {
+    /**
+     * out[t] = bias + Σ_j W[:, 0, j]·in[t + j] over the left-padded input [B, T+K-1, C]; returns [B, T, C] in
+     * {@code cache}.
+     */
+    private INDArray causalConv(INDArray padded, int time, Cache cache) {
         int k = config.getConvKernel();
         long channels = padded.size(2);
         INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
@@ -472,7 +483,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         if (params.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
             valid.addiRowVector(param(Mamba2Mixer.CONV_BIAS));
         }
-        return timeWindow(out.reshape(padded.shape()), 0, time).dup('c');
+        return cache.copy(timeWindow(out.reshape(padded.shape()), 0, time));
     }
 
     /** Writes the conv weight (and bias) gradients; returns d/d(padded input) [B, T+K-1, C]. */

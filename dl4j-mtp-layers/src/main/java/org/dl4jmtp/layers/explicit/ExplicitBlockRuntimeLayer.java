@@ -11,6 +11,7 @@ import org.dl4jmtp.layers.NemotronV3Block;
 import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
@@ -119,7 +120,8 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         }
         INDArray x = TokenRows.of(input);                                                  // [n, H]
         RowRmsNorm norm = RowRmsNorm.of(x, config.getLayerNormEpsilon(), cache);
-        INDArray normed = cache.keep(norm.normalized.mulRowVector(params.get(NORM)));
+        INDArray normed = cache.createUninitialized(x.dataType(), x.shape());
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(norm.normalized, params.get(NORM), normed, 1));
         RowMixer.Result<Object> mixed = mixer().forward(normed, (int) input.size(0), cache);
         return new BlockForward(input, norm, mixed.state, x.addi(mixed.output));
     }

@@ -22,6 +22,11 @@ abstract class RowMixer<S> {
         /** {@code array} itself, or a copy of it, placed in the cache's memory. */
         INDArray keep(INDArray array);
 
+        /** A c-order copy of {@code view} (any layout) in the cache's memory: one copy where keep(dup) makes two. */
+        default INDArray copy(INDArray view) {
+            return createUninitialized(view.dataType(), view.shape()).assign(view);
+        }
+
         /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
         Cache CURRENT_SCOPE = new Cache() {
             @Override

@@ -1,6 +1,8 @@
 package org.dl4jmtp.layers.explicit;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
@@ -21,7 +23,9 @@ final class RowRmsNorm {
     /** Normalises the rows of {@code rows} [n, k]; the result is kept in {@code cache} for backprop. */
     static RowRmsNorm of(INDArray rows, double eps, RowMixer.Cache cache) {
         INDArray invRms = cache.keep(Transforms.pow(rows.mul(rows).mean(true, 1).addi(eps), -0.5, false));
-        return new RowRmsNorm(invRms, cache.keep(rows.mulColumnVector(invRms)));
+        INDArray normalized = cache.createUninitialized(rows.dataType(), rows.shape());
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(rows, invRms, normalized, 0));
+        return new RowRmsNorm(invRms, normalized);
     }
 
     /** @return dL/d(rows) from dL/d(normalized) (which it overwrites) */

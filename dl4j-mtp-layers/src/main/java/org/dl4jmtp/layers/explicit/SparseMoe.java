@@ -81,7 +81,8 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
         INDArray routed = sumChoices(weighted, routing);                                             // [n, in]
         INDArray mixed = config.hasLatentMoe() ? Nd4j.gemm(routed, param(MoeMixer.FC2_LATENT), false, true) : routed;
 
-        INDArray sharedHidden = cache.keep(Transforms.relu(Nd4j.gemm(x, param(MoeMixer.SHARED_UP), false, true), false));
+        INDArray sharedHidden = cache.createUninitialized(type, n, config.getMoeSharedExpertIntermediateSize());
+        Transforms.relu(Nd4j.gemm(x, param(MoeMixer.SHARED_UP), sharedHidden, false, true, 1.0, 0.0), false);
         INDArray sharedActivation = sharedHidden.mul(sharedHidden);
         Nd4j.gemm(sharedActivation, param(MoeMixer.SHARED_DOWN), mixed, false, true, 1.0, 1.0);
         INDArray keptRouted = config.hasLatentMoe() ? cache.keep(routed) : null;                    // for fc2's gradient
