@@ -14,10 +14,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * A NemotronV3 {@link ComputationGraph} that computes each training step's gradient on {@code replicas} slices of the
@@ -90,23 +88,25 @@ public class DataParallelGraph extends ComputationGraph {
         }
         ensureReplicas();
         long[] bounds = sliceBounds(batch, slices);
-        List<Future<?>> pending = new ArrayList<>();
+        List<Runnable> work = new ArrayList<>();
+        work.add(() -> {
+            super.setInputs(rows(inputs, bounds[0], bounds[1]));
+            super.setLabels(rows(labels, bounds[0], bounds[1]));
+            super.computeGradientAndScore(workspaceMgr);
+        });
         for (int s = 1; s < slices; s++) {
             ComputationGraph replica = replicas.get(s - 1);
             INDArray[] sliceInputs = rows(inputs, bounds[s], bounds[s + 1]);
             INDArray[] sliceLabels = rows(labels, bounds[s], bounds[s + 1]);
-            pending.add(workers.get(s - 1).submit(() -> {
+            work.add(() -> {
                 replica.setInputs(sliceInputs);
                 replica.setLabels(sliceLabels);
                 replica.computeGradientAndScore();
-            }));
+            });
         }
         try {
-            super.setInputs(rows(inputs, bounds[0], bounds[1]));
-            super.setLabels(rows(labels, bounds[0], bounds[1]));
-            super.computeGradientAndScore(workspaceMgr);
+            SharedWork.run(workers, work);
         } finally {
-            awaitAll(pending);
             super.setInputs(inputs);
             setLabels(labels);
         }
@@ -130,16 +130,28 @@ public class DataParallelGraph extends ComputationGraph {
         double[] weights = mainLabelShares(reports, bounds, batch);
         // The raw gradient of a slice is minibatch_s · d total_s/dθ (MtpLossLayer); DL4J's updater divides by the
         // whole minibatch, so the combined raw gradient is batch · Σ_s weight_s · gradient_s / minibatch_s.
-        INDArray gradient = getFlattenedGradients();
-        gradient.muli(batch * weights[0] / (bounds[1] - bounds[0]));
-        double score = weights[0] * score();
-        for (int s = 1; s < slices; s++) {
-            ComputationGraph replica = graphs.get(s);
-            INDArray replicaGradient = replica.getFlattenedGradients();  // gradient += c · replica's, in place
-            Nd4j.getBlasWrapper().level1().axpy(gradient.length(), batch * weights[s] / (bounds[s + 1] - bounds[s]),
-                    replicaGradient, gradient);
-            score += weights[s] * replica.score();
+        double[] factors = new double[slices];
+        double score = 0;
+        for (int s = 0; s < slices; s++) {
+            factors[s] = batch * weights[s] / (bounds[s + 1] - bounds[s]);
+            score += weights[s] * graphs.get(s).score();
         }
+        // gradient = Σ_s factor_s · gradient_s, in place; each thread sums its own range of the parameters
+        INDArray gradient = getFlattenedGradients();
+        long[] ranges = SharedWork.bounds(gradient.length(), slices);
+        List<Runnable> work = new ArrayList<>();
+        for (int r = 0; r < slices; r++) {
+            long from = ranges[r];
+            long to = ranges[r + 1];
+            work.add(() -> {
+                INDArray sum = SharedWork.range(gradient, from, to).muli(factors[0]);
+                for (int s = 1; s < slices; s++) {
+                    INDArray part = SharedWork.range(graphs.get(s).getFlattenedGradients(), from, to);
+                    Nd4j.getBlasWrapper().level1().axpy(sum.length(), factors[s], part, sum);
+                }
+            });
+        }
+        SharedWork.run(workers, work);
         setScore(score);
         lossLayer(this).setLastReport(MtpLossReport.combine(reports, normalization));
     }
@@ -197,11 +209,7 @@ public class DataParallelGraph extends ComputationGraph {
 
     /** Slice boundaries: {@code slices} contiguous row ranges of sizes differing by at most one. */
     static long[] sliceBounds(long batch, int slices) {
-        long[] bounds = new long[slices + 1];
-        for (int s = 0; s <= slices; s++) {
-            bounds[s] = batch * s / slices;
-        }
-        return bounds;
+        return SharedWork.bounds(batch, slices);
     }
 
     private static INDArray[] rows(INDArray[] arrays, long from, long to) {
@@ -217,23 +225,5 @@ public class DataParallelGraph extends ComputationGraph {
 
     private static boolean hasAny(INDArray[] arrays) {
         return arrays != null && Arrays.stream(arrays).anyMatch(a -> a != null);
-    }
-
-    private static void awaitAll(List<Future<?>> pending) {
-        RuntimeException failure = null;
-        for (Future<?> f : pending) {
-            try {
-                f.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                failure = new IllegalStateException("interrupted while a replica computed its gradient", e);
-            } catch (ExecutionException e) {
-                failure = new IllegalStateException("a replica failed to compute its gradient: " + e.getCause(),
-                        e.getCause());
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
     }
 }

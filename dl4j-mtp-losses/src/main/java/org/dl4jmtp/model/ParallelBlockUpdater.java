@@ -13,7 +13,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
 import java.util.function.Supplier;
 
 /**
@@ -22,10 +21,11 @@ import java.util.function.Supplier;
  * another, which makes the optimizer step (Adam: ≈ 5 ns per parameter here, 0.34 s for the medium preset's 70 M)
  * serial work between two parallel gradient computations of {@link DataParallelGraph}.
  *
- * <p>Gradient normalisation and the division by the minibatch stay DL4J's: the parent runs them with its block list
- * emptied for the call, then the blocks are shared out, largest first, between the calling thread and the workers.
- * A block reads and writes only its own gradient and state views, so the result is DL4J's exactly. Without workers
- * (before the first data-parallel step) the update is DL4J's serial one.
+ * <p>Gradient normalisation stays DL4J's: the parent runs it with its block list emptied for the call. Its division of
+ * the gradient by the minibatch size is split between the threads by range, and the blocks are shared out, largest
+ * first, between the calling thread and the workers. A block reads and writes only its own gradient and state views,
+ * so the result is DL4J's exactly. Without workers (before the first data-parallel step) the update is DL4J's serial
+ * one.
  */
 final class ParallelBlockUpdater extends ComputationGraphUpdater {
 
@@ -53,30 +53,34 @@ final class ParallelBlockUpdater extends ComputationGraphUpdater {
         }
         // as the parent: a gradient that is not the network's own flattened array is read through block views
         INDArray external = gradient.gradient() != getFlattenedGradientsView() ? gradient.gradient() : null;
-        List<List<UpdaterBlock>> shares = shareOut(blocks, pool.size() + 1);
-        List<Future<?>> pending = new ArrayList<>();
-        for (int s = 1; s < shares.size(); s++) {
-            List<UpdaterBlock> share = shares.get(s);
-            pending.add(pool.get(s - 1).submit(() -> apply(share, iteration, epoch, external)));
+        List<Runnable> work = new ArrayList<>();
+        for (List<UpdaterBlock> share : shareOut(blocks, pool.size() + 1)) {
+            work.add(() -> apply(share, iteration, epoch, external));
         }
-        RuntimeException failure = null;
-        try {
-            apply(shares.get(0), iteration, epoch, external);
-        } catch (RuntimeException e) {
-            failure = e;
+        SharedWork.run(pool, work);
+    }
+
+    /** DL4J's division of the gradient by the minibatch size, each range split between the threads. */
+    @Override
+    protected void divideByMinibatch(boolean isExternal, Gradient gradient, int batchSize) {
+        List<ExecutorService> pool = workers.get();
+        if (pool == null || pool.isEmpty()) {
+            super.divideByMinibatch(isExternal, gradient, batchSize);
+            return;
         }
-        for (Future<?> f : pending) {
-            try {
-                f.get();
-            } catch (Exception e) {
-                if (failure == null) {
-                    failure = new IllegalStateException("updating parameters on a worker failed: " + e.getCause(), e);
+        List<INDArray> ranges = getMinibatchDivisionSubsets(isExternal ? gradient.gradient() : getFlattenedGradientsView());
+        int threads = pool.size() + 1;
+        List<Runnable> work = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            int share = t;
+            work.add(() -> {
+                for (INDArray range : ranges) {
+                    long[] bounds = SharedWork.bounds(range.length(), threads);
+                    SharedWork.range(range, bounds[share], bounds[share + 1]).divi(batchSize);
                 }
-            }
+            });
         }
-        if (failure != null) {
-            throw failure;
-        }
+        SharedWork.run(pool, work);
     }
 
     private void apply(List<UpdaterBlock> blocks, int iteration, int epoch, INDArray externalGradient) {
