@@ -137,7 +137,8 @@ final class MtpHeadLoss {
         if (labels == null || labels.rank() != 3 || labels.size(0) != mb || labels.size(1) != channels
                 || labels.size(2) != t) {
             throw new IllegalArgumentException("lm_head labels must be [" + mb + ", " + channels + ", " + t + "]"
-                    + (channels == 2 ? " (labels, document ids)" : "") + ", got "
+                    + (channels == 2 ? " (labels, document ids)" : " (labels with document ids in a second channel need"
+                    + " MtpLossLayer.Builder.documentIdsInLabels(true))") + ", got "
                     + (labels == null ? "none" : Arrays.toString(labels.shape())));
         }
         double[] values = labels.castTo(DataType.DOUBLE).dup('c').reshape(labels.length()).toDoubleVector();

@@ -76,11 +76,20 @@ public final class NemotronV3ForCausalLM {
         return new NemotronV3ForCausalLM(config, mtp, graphBuilder(config, mtp).dataType(dataType).seed(seed).build());
     }
 
-    /** The graph builder with the MTP loss head configured for {@code mtp}. */
+    /** The graph builder with the MTP loss head configured for {@code mtp}; labels [mb, 1, T]. */
     public static NemotronV3GraphBuilder graphBuilder(NemotronV3Config config, MtpConfig mtp) {
+        return graphBuilder(config, mtp, false);
+    }
+
+    /**
+     * The graph builder with the MTP loss head configured for {@code mtp}; with {@code documentIdsInLabels} the labels
+     * are [mb, 2, T] with document ids in channel 1, and no depth's target crosses a document boundary.
+     */
+    public static NemotronV3GraphBuilder graphBuilder(NemotronV3Config config, MtpConfig mtp, boolean documentIdsInLabels) {
         return new NemotronV3GraphBuilder(config).mtp(mtp).head(new MtpLossLayer.Builder()
                 .hiddenSize(config.getHiddenSize()).vocabSize(config.getVocabSize())
                 .initializerRange(config.getInitializerRange())
+                .documentIdsInLabels(documentIdsInLabels)
                 .mtp(mtp).build());
     }
 

@@ -102,7 +102,8 @@ public final class Trainer {
     public Result train(NemotronV3Config config, MtpConfig mtp, TrainOptions options, TrainingData data) throws IOException {
         Files.createDirectories(runDir);
         writeRunFile(config, mtp, options);
-        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)
+        // TrainingData labels carry document ids (channel 1): MTP targets never cross a document boundary
+        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
                 .seed(options.seed())
                 .updater(new Adam(schedule(options)))

@@ -9,6 +9,8 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
+import org.dl4jmtp.losses.MtpLossLayer;
+import org.dl4jmtp.model.GraphNames;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -59,6 +61,11 @@ class TrainerTest {
         assertTrue(Files.exists(dir.resolve("metrics.png")));
         assertTrue(Files.exists(dir.resolve("hf/model.safetensors")));
         assertEquals(60, Files.readAllLines(dir.resolve("metrics.jsonl")).size());
+
+        // the training data's labels carry document ids: the head reads them (no MTP target crosses a document)
+        ComputationGraph saved = CheckpointStore.restore(new CheckpointStore(dir, 5).latest().orElseThrow());
+        MtpLossLayer head = (MtpLossLayer) saved.getLayer(GraphNames.LM_HEAD).conf().getLayer();
+        assertTrue(head.isDocumentIdsInLabels(), "the trainer's loss head reads the document-id channel");
     }
 
     @Test
