@@ -59,11 +59,11 @@ class MtpLossLayerEquivalenceTest {
     }
 
     /** Our runtime and DL4J's SameDiff runtime on one parameter array. */
-    private static final class Pair2 {
+    private static final class Runtimes {
         final MtpLossRuntimeLayer ours;
         final SameDiffOutputLayer reference;
 
-        Pair2(MtpLossLayer conf, long seed) {
+        Runtimes(MtpLossLayer conf, long seed) {
             NeuralNetConfiguration nnc = new NeuralNetConfiguration.Builder().dataType(DataType.DOUBLE).layer(conf).build();
             long n = conf.initializer().numParams(nnc);
             INDArray params = Nd4j.create(DataType.DOUBLE, 1, n);
@@ -94,7 +94,7 @@ class MtpLossLayerEquivalenceTest {
     }
 
     private static void assertSame(MtpLossLayer conf, long seed, boolean allIgnored) {
-        Pair2 layers = new Pair2(conf, seed);
+        Runtimes layers = new Runtimes(conf, seed);
         INDArray input = Nd4j.randn(seed + 1, new long[]{MB, (long) (conf.getDepths() + 1) * H, T}).castTo(DataType.DOUBLE);
         INDArray labels = labels(seed + 2, conf.isDocumentIdsInLabels(), allIgnored);
         String what = "D=" + conf.getDepths() + " λ=" + conf.getLossScalingFactor() + " " + conf.getNormalization()
@@ -151,7 +151,7 @@ class MtpLossLayerEquivalenceTest {
 
     @Test
     void rejectsLabelsOutsideTheVocabularyAndBadShapes() {
-        Pair2 layers = new Pair2(conf(1, 0.3, MtpLossNormalization.MAIN_LABEL_COUNT, false), 40);
+        Runtimes layers = new Runtimes(conf(1, 0.3, MtpLossNormalization.MAIN_LABEL_COUNT, false), 40);
         INDArray input = Nd4j.randn(41, new long[]{MB, 2 * H, T}).castTo(DataType.DOUBLE);
         layers.ours.setInput(input, NO_WS);
         for (double bad : new double[]{V, -1, 2.5}) {

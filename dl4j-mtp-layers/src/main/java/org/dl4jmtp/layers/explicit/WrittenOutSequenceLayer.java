@@ -29,11 +29,10 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
     protected abstract INDArray forward(INDArray input);
 
     /**
-     * Writes the parameter gradients into {@code gradTable} (views of the layer's gradient array).
-     *
-     * @return dL/d(input) [mb, in, T] (any layout, possibly a view)
+     * Writes the parameter gradients into {@code gradTable} (views of the layer's gradient array) and dL/d(input) into
+     * {@code gradInput} [mb, in, T].
      */
-    protected abstract INDArray backward(INDArray input, INDArray gradOut);
+    protected abstract void backward(INDArray input, INDArray gradOut, INDArray gradInput);
 
     @Override
     public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
@@ -47,9 +46,8 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
     @Override
     public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr workspaceMgr) {
         assertInputSet(true);
-        INDArray gradInput = backward(input, epsilon);
-        INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, input.dataType(), input.shape(), 'c')
-                .assign(gradInput);
+        INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, input.dataType(), input.shape(), 'c');
+        backward(input, epsilon, epsOut);
         Gradient gradient = new DefaultGradient(gradients);
         if (gradTable != null) {                                        // null for a parameter-free layer
             gradTable.forEach(gradient.gradientForVariable()::put);      // parameter order (the initializer's map)
@@ -86,12 +84,12 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
         }
 
         @Override
-        protected INDArray backward(INDArray input, INDArray gradOut) {
+        protected void backward(INDArray input, INDArray gradOut, INDArray gradInput) {
             RowRmsNorm norm = RowRmsNorm.of(TokenRows.of(input), epsilon, RowMixer.Cache.CURRENT_SCOPE);
             INDArray gradRows = TokenRows.of(gradOut);
             gradTable.get(weightKey).assign(ColumnSums.of(gradRows.mul(norm.normalized)));
-            INDArray gradInput = norm.backward(gradRows.muliRowVector(getParam(weightKey)));
-            return TokenRows.toSequence(gradInput, input.size(0));
+            INDArray gradRowsIn = norm.backward(gradRows.muliRowVector(getParam(weightKey)));
+            gradInput.assign(TokenRows.toSequence(gradRowsIn, input.size(0)));
         }
     }
 
@@ -111,10 +109,10 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
         }
 
         @Override
-        protected INDArray backward(INDArray input, INDArray gradOut) {
+        protected void backward(INDArray input, INDArray gradOut, INDArray gradInput) {
             INDArray gradRows = TokenRows.of(gradOut);
             Nd4j.gemm(gradRows, TokenRows.of(input), gradTable.get(weightKey), true, false, 1.0, 0.0);
-            return TokenRows.toSequence(Nd4j.gemm(gradRows, getParam(weightKey), false, false), input.size(0));
+            gradInput.assign(TokenRows.toSequence(Nd4j.gemm(gradRows, getParam(weightKey), false, false), input.size(0)));
         }
     }
 
@@ -135,10 +133,9 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
         }
 
         @Override
-        protected INDArray backward(INDArray input, INDArray gradOut) {
-            INDArray gradInput = Nd4j.zeros(input.dataType(), input.shape());
+        protected void backward(INDArray input, INDArray gradOut, INDArray gradInput) {
+            gradInput.assign(0);
             gradInput.get(NDArrayIndex.all(), NDArrayIndex.all(), segment(input)).assign(gradOut);
-            return gradInput;
         }
 
         private INDArrayIndex segment(INDArray input) {
