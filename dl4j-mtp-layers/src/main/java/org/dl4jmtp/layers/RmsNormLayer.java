@@ -1,16 +1,13 @@
 package org.dl4jmtp.layers;
 
-import org.deeplearning4j.nn.api.Layer;
-import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.optimize.api.TrainingListener;
-import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
-import org.nd4j.linalg.api.buffer.DataType;
-import java.util.Collection;
 import lombok.Data;
 import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.Map;
@@ -60,10 +57,8 @@ public class RmsNormLayer extends SequenceSameDiffLayer {
 
     /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
-    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
-                             INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
-        return WrittenOutSequenceLayer.instantiate(new WrittenOutSequenceLayer.RmsNorm(conf, networkDataType, WEIGHT, epsilon), this, conf, layerIndex,
-                layerParamsView, initializeParams);
+    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return new WrittenOutSequenceLayer.RmsNorm(conf, dataType, WEIGHT, epsilon);
     }
 
     @Override

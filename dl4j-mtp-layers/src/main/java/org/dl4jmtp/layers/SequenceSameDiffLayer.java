@@ -2,15 +2,22 @@ package org.dl4jmtp.layers;
 
 import lombok.Data;
 import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.api.Layer;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.samediff.SameDiffLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
+import org.deeplearning4j.optimize.api.TrainingListener;
+import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.learning.config.IUpdater;
 import org.nd4j.linalg.learning.config.NoOp;
 import org.nd4j.linalg.learning.regularization.Regularization;
 
+import java.util.Collection;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -60,6 +67,26 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
     public SDVariable defineLayer(SameDiff sd, SDVariable layerInput, Map<String, SDVariable> params, SDVariable mask) {
         SDVariable out = defineSequence(sd, layerInput.permute(0, 2, 1), params).permute(0, 2, 1);
         return M21Workarounds.fixDoubledGradient(sd, out);
+    }
+
+    /** A runtime with a written-out forward pass and backprop, or null to execute {@link #defineSequence}. */
+    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return null;
+    }
+
+    /** The written-out runtime when the layer has one, set up as DL4J's {@code SameDiffLayer.instantiate} does. */
+    @Override
+    public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
+                             INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
+        WrittenOutSequenceLayer runtime = writtenOutRuntime(conf, networkDataType);
+        if (runtime == null) {
+            return super.instantiate(conf, listeners, layerIndex, layerParamsView, initializeParams, networkDataType);
+        }
+        runtime.setIndex(layerIndex);
+        runtime.setParamsViewArray(layerParamsView);
+        runtime.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
+        runtime.setConf(conf);
+        return runtime;
     }
 
     @Override

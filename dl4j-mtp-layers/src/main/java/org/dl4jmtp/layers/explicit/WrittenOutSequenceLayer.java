@@ -55,17 +55,6 @@ public abstract class WrittenOutSequenceLayer extends SameDiffLayer {
         return new Pair<>(gradient, epsOut);
     }
 
-    /** Sets up {@code runtime} as DL4J's {@code SameDiffLayer.instantiate} does. */
-    public static WrittenOutSequenceLayer instantiate(WrittenOutSequenceLayer runtime, SequenceSameDiffLayer layer,
-                                                      NeuralNetConfiguration conf, int layerIndex,
-                                                      INDArray layerParamsView, boolean initializeParams) {
-        runtime.setIndex(layerIndex);
-        runtime.setParamsViewArray(layerParamsView);
-        runtime.setParamTable(layer.initializer().init(conf, layerParamsView, initializeParams));
-        runtime.setConf(conf);
-        return runtime;
-    }
-
     /** Runtime of {@code RmsNormLayer}: y = weight ⊙ x̂ over the features of each token. */
     public static class RmsNorm extends WrittenOutSequenceLayer {
         private final String weightKey;
