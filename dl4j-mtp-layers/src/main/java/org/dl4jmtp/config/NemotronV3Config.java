@@ -3,11 +3,8 @@ package org.dl4jmtp.config;
 import java.io.IOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -858,26 +855,7 @@ public class NemotronV3Config {
         }
 
         static void writeAtomically(String text, Path target) throws IOException {
-            Path abs = target.toAbsolutePath();
-            Path dir = abs.getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
-            try {
-                Files.writeString(tmp, text, StandardCharsets.UTF_8);
-                try {
-                    // createTempFile makes the file owner-only; a config.json should be readable like any other
-                    Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-                } catch (UnsupportedOperationException notPosix) {
-                    // keep the default permissions
-                }
-                try {
-                    Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-                }
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
+            org.dl4jmtp.io.AtomicFiles.writeString(target, text);
         }
     }
 }

@@ -3,6 +3,7 @@ package org.dl4jmtp.examples.train;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dl4jmtp.io.AtomicFiles;
 import org.dl4jmtp.losses.MtpLossReport;
 
 import java.io.BufferedWriter;
@@ -17,7 +18,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * {@code metrics.jsonl}: one JSON object per logged step (flushed as written, appended on resume), plus an in-memory
+ * {@code metrics.jsonl}: one JSON object per logged step (flushed as written, continued on resume), plus an in-memory
  * copy of the rows for the chart.
  */
 public final class MetricsLog implements Closeable {
@@ -27,16 +28,49 @@ public final class MetricsLog implements Closeable {
     private final BufferedWriter out;
     private final List<ObjectNode> rows = new ArrayList<>();
 
+    /** A new log ({@code append} false) or one continued with every row kept. */
     public MetricsLog(Path file, boolean append) throws IOException {
-        if (append && Files.exists(file)) {
-            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-                if (!line.isBlank()) {
-                    rows.add((ObjectNode) JSON.readTree(line));
+        this(file, append ? Long.MAX_VALUE : -1);
+    }
+
+    /**
+     * Opens {@code file} to continue a run from step {@code keepThroughStep}: rows of later steps (written by a run
+     * that was interrupted after its last checkpoint) are dropped, so that the resumed run logs each step once. A
+     * negative {@code keepThroughStep} starts an empty log.
+     *
+     * @throws IOException naming the file and line when a row other than the last one is not JSON (a process killed
+     *                     mid-write can only cut the last row, which is dropped)
+     */
+    public MetricsLog(Path file, long keepThroughStep) throws IOException {
+        if (keepThroughStep >= 0 && Files.exists(file)) {
+            List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+            StringBuilder kept = new StringBuilder();
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i);
+                if (line.isBlank()) {
+                    continue;
                 }
+                ObjectNode row;
+                try {
+                    row = (ObjectNode) JSON.readTree(line);
+                } catch (IOException | ClassCastException e) {
+                    if (i == lines.size() - 1) {
+                        break;   // the row being written when the process was killed
+                    }
+                    throw new IOException(file + ", line " + (i + 1) + ": not a metrics row (" + e.getMessage() + ")", e);
+                }
+                if (row.path("step").asLong(Long.MAX_VALUE) <= keepThroughStep) {
+                    rows.add(row);
+                    kept.append(line).append('\n');
+                }
+            }
+            if (rows.size() != lines.stream().filter(l -> !l.isBlank()).count()) {
+                AtomicFiles.writeString(file, kept.toString());
             }
         }
         this.out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
+                keepThroughStep >= 0 ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE);
     }
 
     /** A row for a training step. */

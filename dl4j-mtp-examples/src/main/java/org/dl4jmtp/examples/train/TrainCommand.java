@@ -10,6 +10,8 @@ import org.dl4jmtp.examples.data.CorpusUnavailableException;
 import org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer;
 import org.dl4jmtp.examples.data.Tokenizer;
 import org.dl4jmtp.examples.ui.TrainingUi;
+import org.dl4jmtp.ui.MtpDashboard;
+import org.dl4jmtp.ui.StatsRewind;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -96,9 +98,11 @@ public final class TrainCommand implements Callable<Integer> {
         CorpusTrainingData data;
         if (resume != null) {
             Trainer trainer = new Trainer(resume, log).replicas(replicas);
-            Trainer.RunFile run = trainer.readRunFile();
-            data = new CorpusTrainingData(text, tokenizer, validationFraction, run.options());
-            result = reportingDivergence(trainer, () -> trainer.resume(data));
+            Trainer.ResumePoint point = trainer.prepareResume();
+            // the UI's history goes back to the checkpoint too: the steps after it are computed again
+            StatsRewind.keepThroughStep(resume.resolve(MtpDashboard.STATS_FILE), point.step(), log);
+            data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
+            result = reportingDivergence(trainer, () -> trainer.resume(point, data));
         } else {
             NemotronV3Config model = config != null ? NemotronV3Config.fromJson(config) : Presets.byName(preset);
             if (model.getVocabSize() < tokenizer.vocabSize()) {

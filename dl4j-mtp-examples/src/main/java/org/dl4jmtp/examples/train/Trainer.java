@@ -10,6 +10,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.io.AtomicFiles;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossRuntimeLayer;
 import org.dl4jmtp.model.DataParallelGraph;
@@ -57,6 +58,8 @@ public final class Trainer {
     private final List<TrainingObserver> observers = new ArrayList<>();
     private volatile boolean stopRequested;
     private int replicas = 1;
+    /** The text of run.json, also stored in every checkpoint. */
+    private String runJson;
 
     public Trainer(Path runDir, PrintStream log) {
         this.runDir = runDir;
@@ -101,7 +104,8 @@ public final class Trainer {
     /** Starts a new run in the run directory. */
     public Result train(NemotronV3Config config, MtpConfig mtp, TrainOptions options, TrainingData data) throws IOException {
         Files.createDirectories(runDir);
-        writeRunFile(config, mtp, options);
+        runJson = runFileText(config, mtp, options);
+        AtomicFiles.writeString(runDir.resolve(RUN_FILE), runJson);
         // TrainingData labels carry document ids (channel 1): MTP targets never cross a document boundary
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
@@ -113,16 +117,69 @@ public final class Trainer {
         return loop(NemotronV3ForCausalLM.of(config, mtp, parallel(graph)), options, data, 0, false);
     }
 
-    /** Continues the run in the run directory from its newest checkpoint. */
+    /** Continues the run in the run directory from its newest complete checkpoint ({@link #prepareResume}). */
     public Result resume(TrainingData data) throws IOException {
-        RunFile run = readRunFile();
-        CheckpointStore store = new CheckpointStore(runDir, run.options().keepCheckpoints());
-        Path checkpoint = store.latest().orElseThrow(() -> new IllegalStateException(
-                "No checkpoint to resume from in " + store.directory() + " (a run writes one every --checkpoint-every steps)"));
-        long step = CheckpointStore.stepOf(checkpoint);
-        log.println("Resuming " + runDir + " from " + checkpoint.getFileName() + " (step " + step + ")");
-        ComputationGraph graph = CheckpointStore.restore(checkpoint);
-        return loop(NemotronV3ForCausalLM.of(run.config(), run.mtp(), parallel(graph)), run.options(), data, step, true);
+        return resume(prepareResume(), data);
+    }
+
+    /**
+     * Continues the run from {@code point}: from its checkpoint with the same data order, schedule and step count,
+     * or, when no complete checkpoint was written yet, from step 0 with the run's settings.
+     */
+    public Result resume(ResumePoint point, TrainingData data) throws IOException {
+        RunFile run = point.run();
+        if (point.checkpoint() == null) {
+            log.println("No complete checkpoint in " + runDir.resolve("checkpoints")
+                    + " yet: starting the run again from step 0 with the settings in " + RUN_FILE);
+            return train(run.config(), run.mtp(), run.options(), data);
+        }
+        log.println("Resuming " + runDir + " from " + point.checkpoint().getFileName() + " (step " + point.step() + ")");
+        ComputationGraph graph;
+        try {
+            graph = CheckpointStore.restore(point.checkpoint());
+        } catch (IOException | RuntimeException e) {
+            throw new IOException("cannot restore checkpoint " + point.checkpoint() + ": " + e.getMessage()
+                    + " (move it aside to resume from the previous one)", e);
+        }
+        return loop(NemotronV3ForCausalLM.of(run.config(), run.mtp(), parallel(graph)), run.options(), data,
+                point.step(), true);
+    }
+
+    /**
+     * Where {@code train --resume} continues: the run's settings and its newest complete checkpoint (null when the run
+     * was stopped before its first one). Removes temp files that a killed process left mid-write, sets unreadable
+     * checkpoints aside (falling back to the previous one) and restores a missing or damaged {@code run.json} from the
+     * copy inside the checkpoint, each with a line on the log.
+     *
+     * @throws IllegalArgumentException if {@code runDir} is not a run directory, or its settings cannot be recovered
+     */
+    public ResumePoint prepareResume() throws IOException {
+        if (!Files.isDirectory(runDir)) {
+            throw new IllegalArgumentException("--resume: no run directory " + runDir);
+        }
+        removeStaleTempFiles(runDir);
+        removeStaleTempFiles(runDir.resolve("hf"));
+        CheckpointStore store = new CheckpointStore(runDir, 1);
+        store.removeStaleTempFiles(log);
+        Path checkpoint = store.latestReadable(log).orElse(null);
+        RunFile run = readRunFile(checkpoint);
+        return new ResumePoint(run, checkpoint, checkpoint == null ? 0 : CheckpointStore.stepOf(checkpoint));
+    }
+
+    /** What {@link #prepareResume} found: the settings, the checkpoint (or null) and its step (0 without one). */
+    public record ResumePoint(RunFile run, Path checkpoint, long step) {
+    }
+
+    private void removeStaleTempFiles(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> files = Files.list(dir)) {
+            for (Path temp : files.filter(AtomicFiles::isTempFile).toList()) {
+                Files.deleteIfExists(temp);
+                log.println("note: removed " + temp + " (an unfinished write)");
+            }
+        }
     }
 
     private ComputationGraph parallel(ComputationGraph graph) {
@@ -131,15 +188,56 @@ public final class Trainer {
 
     /** The settings a run directory was started with. */
     public RunFile readRunFile() throws IOException {
+        return readRunFile(null);
+    }
+
+    /**
+     * The settings in {@code run.json}; when it is missing or damaged, those stored in {@code checkpoint} (if given),
+     * written back to {@code run.json}.
+     */
+    private RunFile readRunFile(Path checkpoint) throws IOException {
         Path file = runDir.resolve(RUN_FILE);
-        if (!Files.exists(file)) {
-            throw new IllegalStateException("Not a training run directory (no " + RUN_FILE + "): " + runDir);
+        String problem;
+        if (Files.exists(file)) {
+            String text = Files.readString(file);
+            try {
+                RunFile run = parseRunFile(text);
+                runJson = text;
+                return run;
+            } catch (IOException | RuntimeException e) {
+                problem = file + " is damaged (" + firstLine(e.getMessage()) + ")";
+            }
+        } else {
+            problem = "no " + RUN_FILE + " in " + runDir;
         }
-        ObjectNode node = (ObjectNode) JSON.readTree(file.toFile());
+        java.util.Optional<String> stored = checkpoint != null ? CheckpointStore.runJson(checkpoint)
+                : java.util.Optional.empty();
+        if (stored.isEmpty()) {
+            throw new IllegalArgumentException("cannot resume " + runDir + ": " + problem
+                    + (checkpoint != null ? " and " + checkpoint.getFileName() + " holds no copy of the run settings"
+                    : " and there is no complete checkpoint holding a copy of them")
+                    + " (is it a run directory written by train?)");
+        }
+        RunFile run = parseRunFile(stored.get());
+        runJson = stored.get();
+        AtomicFiles.writeString(file, runJson);
+        log.println("warning: " + problem + "; restored it from the copy in " + checkpoint.getFileName());
+        return run;
+    }
+
+    private static RunFile parseRunFile(String text) throws IOException {
+        ObjectNode node = (ObjectNode) JSON.readTree(text);
         NemotronV3Config config = NemotronV3Config.fromJsonString(node.get("config").toString());
         MtpConfig mtp = JSON.treeToValue(node.get("mtp"), MtpSettings.class).toConfig();
         TrainOptions options = JSON.treeToValue(node.get("training"), TrainOptions.class);
+        if (options == null) {
+            throw new IOException("no training settings");
+        }
         return new RunFile(config, mtp, options);
+    }
+
+    private static String firstLine(String message) {
+        return message == null ? "unreadable" : message.lines().findFirst().orElse("unreadable");
     }
 
     /** Contents of {@code run.json}. */
@@ -161,15 +259,12 @@ public final class Trainer {
         }
     }
 
-    private void writeRunFile(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
+    private static String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
         ObjectNode node = JSON.createObjectNode();
         node.set("config", JSON.readTree(config.toJson()));
         node.set("mtp", JSON.valueToTree(MtpSettings.of(mtp)));
         node.set("training", JSON.valueToTree(options));
-        Path target = runDir.resolve(RUN_FILE);
-        Path temp = Files.createTempFile(runDir, ".run-", ".tmp");
-        Files.writeString(temp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
-        Files.move(temp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node);
     }
 
     private Result loop(NemotronV3ForCausalLM model, TrainOptions options, TrainingData data, long startStep,
@@ -198,7 +293,7 @@ public final class Trainer {
         }, "dl4j-mtp-sigint-checkpoint");
         Runtime.getRuntime().addShutdownHook(onInterrupt);
         log.println((resumed ? "Continuing" : "Training") + " " + graph.numParams() + " parameters; " + data.describe());
-        try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), resumed);
+        try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), resumed ? startStep : -1);
              ProgressBar bar = new ProgressBarBuilder().setTaskName("train").setInitialMax(options.steps())
                      .setStyle(ProgressBarStyle.ASCII).setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(log, PROGRESS_WIDTH))
                      .setUpdateIntervalMillis(500).startsFrom(startStep, java.time.Duration.ZERO).build()) {
@@ -236,14 +331,14 @@ public final class Trainer {
                 }
                 metrics.write(row);
                 if (step % options.checkpointEvery() == 0 || last) {
-                    lastCheckpoint = checkpoints.save(graph, step);
+                    lastCheckpoint = checkpoints.save(graph, step, runJson);
                 }
                 if (step % GC_EVERY_STEPS == 0) {
                     System.gc();
                 }
             }
             if (stopRequested && (lastCheckpoint == null || CheckpointStore.stepOf(lastCheckpoint) != step)) {
-                lastCheckpoint = checkpoints.save(graph, step);
+                lastCheckpoint = checkpoints.save(graph, step, runJson);
             }
             try {
                 MetricsChart.write(metrics.rows(), runDir.resolve("metrics.png"));
