@@ -1,13 +1,13 @@
 package org.dl4jmtp.examples.data;
 
+import org.dl4jmtp.io.AtomicFiles;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
+
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -99,16 +99,12 @@ final class JargonFile {
             if (!Files.isRegularFile(gz)) {
                 throw new IOException(ENTRY_IN_PACKAGE + " is not in " + deb.getFileName());
             }
-            Path temp = work.resolve(CACHE_FILE + ".tmp");
-            try (InputStream in = new GZIPInputStream(Files.newInputStream(gz));
-                 OutputStream out = Files.newOutputStream(temp)) {
-                in.transferTo(out);
-            }
-            try {
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.write(target, temp -> {
+                try (InputStream in = new GZIPInputStream(Files.newInputStream(gz));
+                     OutputStream out = Files.newOutputStream(temp)) {
+                    in.transferTo(out);
+                }
+            });
         } finally {
             deleteRecursively(work);
         }

@@ -2,14 +2,15 @@ package org.dl4jmtp.examples.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dl4jmtp.io.AtomicFiles;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -34,13 +35,11 @@ public final class MetricsChart {
                 .xAxisTitle("step").yAxisTitle("tokens / verify step").build();
         addSeries(accept, rows, "accept length", r -> r.get("val_simulated_accept_length"));
 
-        Path temp = Files.createTempFile(png.toAbsolutePath().getParent(), ".metrics-", ".png");
-        try {
-            BitmapEncoder.saveBitmap(List.of(losses, accept), 2, 1, temp.toString(), BitmapEncoder.BitmapFormat.PNG);
-            Files.move(temp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temp);
-        }
+        AtomicFiles.write(png, temp -> {
+            try (OutputStream out = Files.newOutputStream(temp)) {
+                BitmapEncoder.saveBitmap(List.of(losses, accept), 2, 1, out, BitmapEncoder.BitmapFormat.PNG);
+            }
+        });
     }
 
     private static void addSeries(XYChart chart, List<ObjectNode> rows, String name,

@@ -12,7 +12,10 @@ import org.dl4jmtp.examples.data.Tokenizer;
 import org.dl4jmtp.examples.ui.TrainingUi;
 import org.dl4jmtp.ui.MtpDashboard;
 import org.dl4jmtp.ui.StatsRewind;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -29,6 +32,9 @@ import java.util.concurrent.Callable;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = "Train a NemotronV3 + MTP model on text (byte tokenizer by default).")
 public final class TrainCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--preset", defaultValue = "tiny", description = "Model preset: tiny (default) or small.")
     String preset;
@@ -50,7 +56,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "runs/tiny", description = "Run directory (default: runs/tiny).")
     Path out;
 
-    @Option(names = "--resume", paramLabel = "DIR", description = "Continue the run in DIR from its last checkpoint.")
+    @Option(names = "--resume", paramLabel = "DIR", description = "Continue the run in DIR from its last complete"
+            + " checkpoint, on the same data (its corpus, tokenizer and validation split are in DIR/run.json).")
     Path resume;
 
     @Option(names = "--mtp-depths", description = "MTP depths D (default: the config's num_nextn_predict_layers).")
@@ -92,17 +99,20 @@ public final class TrainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         System.setProperty("java.awt.headless", "true");
         PrintStream log = System.out;
+        Trainer resumed = resume != null ? new Trainer(resume, log).replicas(replicas) : null;
+        Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
+        if (point != null) {
+            useDataOf(point.run().data());
+        }
         Tokenizer tokenizer = tokenizerJson != null ? new HuggingFaceJsonTokenizer(tokenizerJson) : new ByteTokenizer();
         Corpus text = loadCorpus();
         Trainer.Result result;
         CorpusTrainingData data;
-        if (resume != null) {
-            Trainer trainer = new Trainer(resume, log).replicas(replicas);
-            Trainer.ResumePoint point = trainer.prepareResume();
+        if (point != null) {
             // the UI's history goes back to the checkpoint too: the steps after it are computed again
             StatsRewind.keepThroughStep(resume.resolve(MtpDashboard.STATS_FILE), point.step(), log);
             data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
-            result = reportingDivergence(trainer, () -> trainer.resume(point, data));
+            result = reportingDivergence(resumed, () -> resumed.resume(point, data));
         } else {
             NemotronV3Config model = config != null ? NemotronV3Config.fromJson(config) : Presets.byName(preset);
             if (model.getVocabSize() < tokenizer.vocabSize()) {
@@ -113,12 +123,43 @@ public final class TrainCommand implements Callable<Integer> {
             mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
             TrainOptions options = new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed,
                     evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dtype.toUpperCase(Locale.ROOT));
-            Trainer trainer = new Trainer(out, log).replicas(replicas);
+            Trainer trainer = new Trainer(out, log).replicas(replicas).dataSettings(new Trainer.DataSettings(
+                    absolute(corpus), absolute(tokenizerJson), validationFraction));
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
         }
         printSummary(log, result, data);
         return 0;
+    }
+
+    /**
+     * A resumed run trains on the data it started with: the corpus, tokenizer and validation split recorded in its
+     * run.json. Giving a different one on the command line is an error rather than a silently different run.
+     */
+    private void useDataOf(Trainer.DataSettings recorded) {
+        if (recorded == null) {
+            return;   // a run from before the data settings were recorded: the command line's, as then
+        }
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        requireSame(given.hasMatchedOption("--corpus"), "--corpus", absolute(corpus), recorded.corpus());
+        requireSame(given.hasMatchedOption("--tokenizer"), "--tokenizer", absolute(tokenizerJson), recorded.tokenizer());
+        requireSame(given.hasMatchedOption("--validation-fraction"), "--validation-fraction",
+                String.valueOf(validationFraction), String.valueOf(recorded.validationFraction()));
+        corpus = recorded.corpus() != null ? Path.of(recorded.corpus()) : null;
+        tokenizerJson = recorded.tokenizer() != null ? Path.of(recorded.tokenizer()) : null;
+        validationFraction = recorded.validationFraction();
+    }
+
+    private void requireSame(boolean given, String option, String value, String recorded) {
+        if (given && !java.util.Objects.equals(value, recorded)) {
+            throw new UserException(option + " " + value + " differs from the run's own ("
+                    + (recorded != null ? recorded : "the default") + ", in " + resume.resolve(Trainer.RUN_FILE)
+                    + "): a resumed run continues on the data it started with; leave " + option + " out");
+        }
+    }
+
+    private static String absolute(Path path) {
+        return path == null ? null : path.toAbsolutePath().normalize().toString();
     }
 
     private Corpus loadCorpus() {

@@ -60,6 +60,7 @@ public final class Trainer {
     private int replicas = 1;
     /** The text of run.json, also stored in every checkpoint. */
     private String runJson;
+    private DataSettings dataSettings;
 
     public Trainer(Path runDir, PrintStream log) {
         this.runDir = runDir;
@@ -131,6 +132,7 @@ public final class Trainer {
         if (point.checkpoint() == null) {
             log.println("No complete checkpoint in " + runDir.resolve("checkpoints")
                     + " yet: starting the run again from step 0 with the settings in " + RUN_FILE);
+            dataSettings = run.data();
             return train(run.config(), run.mtp(), run.options(), data);
         }
         log.println("Resuming " + runDir + " from " + point.checkpoint().getFileName() + " (step " + point.step() + ")");
@@ -233,15 +235,32 @@ public final class Trainer {
         if (options == null) {
             throw new IOException("no training settings");
         }
-        return new RunFile(config, mtp, options);
+        DataSettings data = node.hasNonNull("data") ? JSON.treeToValue(node.get("data"), DataSettings.class) : null;
+        return new RunFile(config, mtp, options, data);
     }
 
     private static String firstLine(String message) {
         return message == null ? "unreadable" : message.lines().findFirst().orElse("unreadable");
     }
 
-    /** Contents of {@code run.json}. */
-    public record RunFile(NemotronV3Config config, MtpConfig mtp, TrainOptions options) {
+    /** Contents of {@code run.json}; {@code data} is null for runs that did not record it. */
+    public record RunFile(NemotronV3Config config, MtpConfig mtp, TrainOptions options, DataSettings data) {
+    }
+
+    /**
+     * Where a run's data comes from, recorded so that {@code --resume} trains on the same tokens.
+     *
+     * @param corpus             the corpus file or folder (absolute), or null for the default corpus
+     * @param tokenizer          the tokenizer.json (absolute), or null for bytes
+     * @param validationFraction the held-out tail of every document
+     */
+    public record DataSettings(String corpus, String tokenizer, double validationFraction) {
+    }
+
+    /** Records the data settings in {@code run.json} when {@link #train} starts a run. */
+    public Trainer dataSettings(DataSettings settings) {
+        this.dataSettings = settings;
+        return this;
     }
 
     /** The MTP training settings as stored in {@code run.json}. */
@@ -259,11 +278,14 @@ public final class Trainer {
         }
     }
 
-    private static String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
+    private String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
         ObjectNode node = JSON.createObjectNode();
         node.set("config", JSON.readTree(config.toJson()));
         node.set("mtp", JSON.valueToTree(MtpSettings.of(mtp)));
         node.set("training", JSON.valueToTree(options));
+        if (dataSettings != null) {
+            node.set("data", JSON.valueToTree(dataSettings));
+        }
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node);
     }
 

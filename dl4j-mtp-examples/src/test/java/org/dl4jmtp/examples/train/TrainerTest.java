@@ -99,6 +99,72 @@ class TrainerTest {
         assertEquals(expected, actual, "loss trajectory of the resumed run");
     }
 
+    /**
+     * A damaged newest checkpoint (truncated, as by a copy that ran out of space) and a damaged run.json: resume names
+     * both, sets the checkpoint aside, restores run.json from the copy in the previous checkpoint and continues from
+     * there onto the uninterrupted trajectory.
+     */
+    @Test
+    void resumeFallsBackFromADamagedCheckpointAndRestoresADamagedRunFile(@TempDir Path base) throws Exception {
+        Corpus corpus = Corpus.synthetic(5, 3, 3000);
+        TrainOptions options = options(6, 3, 2, "DOUBLE");
+        NemotronV3Config config = microConfig();
+        MtpConfig mtp = MtpConfig.fromHf(config);
+        Path straight = base.resolve("straight");
+        new Trainer(straight, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+
+        Path run = base.resolve("run");
+        Trainer first = new Trainer(run, QUIET);
+        first.addListener(new BaseTrainingListener() {
+            @Override
+            public void iterationDone(Model model, int iteration, int epoch) {
+                if (iteration == 3) {          // stop after step 4: checkpoints 2 and 4
+                    first.requestStop();
+                }
+            }
+        });
+        first.train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        Path newest = run.resolve("checkpoints/step-000004.zip");
+        byte[] bytes = Files.readAllBytes(newest);
+        Files.write(newest, java.util.Arrays.copyOf(bytes, bytes.length / 2));
+        Files.writeString(run.resolve("run.json"), "{\"config\": {\"hidden_si");
+
+        ByteArrayOutputStream messages = new ByteArrayOutputStream();
+        Trainer resumed = new Trainer(run, new PrintStream(messages, true));
+        Trainer.ResumePoint point = resumed.prepareResume();
+        String log = messages.toString();
+        assertEquals(2, point.step(), log);
+        assertTrue(log.contains(newest.toString()) && log.contains("unreadable"), log);
+        assertTrue(Files.exists(run.resolve("checkpoints/step-000004.zip.unreadable")), "set aside, not deleted");
+        assertTrue(log.contains(run.resolve("run.json") + " is damaged") && log.contains("step-000002.zip"), log);
+        assertEquals(options, resumed.readRunFile().options(), "run.json restored");
+        resumed.resume(point, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+
+        assertEquals(losses(straight), losses(run), "loss trajectory after the fallback");
+    }
+
+    /** Outputs get the permissions of any new file of the user (not createTempFile's owner-only 0600). */
+    @Test
+    void checkpointsAndExportsHaveTheUsersFilePermissions(@TempDir Path dir) throws Exception {
+        Corpus corpus = Corpus.synthetic(5, 3, 3000);
+        TrainOptions options = options(2, 2, 2, "FLOAT");
+        NemotronV3Config config = microConfig();
+        new Trainer(dir, QUIET).train(config, MtpConfig.fromHf(config), options,
+                new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        var expected = Files.getPosixFilePermissions(Files.writeString(dir.resolve("plain.txt"), "x"));
+        for (String output : List.of("run.json", "metrics.jsonl", "metrics.png", "checkpoints/step-000002.zip",
+                "hf/model.safetensors", "hf/config.json")) {
+            assertEquals(expected, Files.getPosixFilePermissions(dir.resolve(output)), output);
+        }
+    }
+
+    @Test
+    void resumeOfADirectoryThatIsNoRunSaysSo(@TempDir Path dir) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new Trainer(dir, QUIET).prepareResume());
+        assertTrue(e.getMessage().contains("no run.json in " + dir), e.getMessage());
+    }
+
     @Test
     void twoReplicasFollowTheSameTrajectoryInDouble(@TempDir Path base) throws Exception {
         Corpus corpus = Corpus.synthetic(6, 3, 3000);
