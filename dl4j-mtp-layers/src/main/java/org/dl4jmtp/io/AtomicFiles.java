@@ -64,8 +64,8 @@ public final class AtomicFiles {
             }
             moved = true;
         } catch (IOException e) {
-            throw new IOException("cannot write " + abs + ": " + describe(e) + " (the previous "
-                    + abs.getFileName() + ", if any, is unchanged)", e);
+            throw new IOException("cannot write " + abs + ": " + describe(e) + " (nothing was replaced: files"
+                    + " written before are intact)", e);
         } finally {
             if (!moved) {
                 try {
