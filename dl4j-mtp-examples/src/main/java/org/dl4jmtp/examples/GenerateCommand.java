@@ -46,9 +46,10 @@ final class GenerateCommand implements Callable<Integer> {
 
     /** The prompt as token ids or as text. */
     static final class Prompt {
+        /** Strings, parsed by {@link #promptIds}: an empty list or a non-number is then one clear line. */
         @Option(names = "--prompt-ids", split = ",", paramLabel = "ID",
                 description = "Prompt token ids, comma-separated (e.g. 80,33,58).")
-        List<Long> ids;
+        List<String> ids;
 
         @Option(names = "--prompt", paramLabel = "TEXT",
                 description = "Prompt text, encoded with --tokenizer; the output then also holds the generated text.")
@@ -122,7 +123,7 @@ final class GenerateCommand implements Callable<Integer> {
                 promptIds.add((long) id);
             }
         } else {
-            promptIds.addAll(prompt.ids);
+            promptIds.addAll(promptIds(prompt.ids));
         }
         String promptOption = prompt.text != null ? "--prompt" : "--prompt-ids";
         if (promptIds.isEmpty()) {
@@ -252,6 +253,22 @@ final class GenerateCommand implements Callable<Integer> {
         }
         cl.getOut().println(Json.write(out));
         cl.getOut().flush();
+    }
+
+    /** The ids of {@code --prompt-ids}; none when it was given only empty strings. */
+    private static List<Long> promptIds(List<String> values) {
+        List<Long> ids = new ArrayList<>();
+        if (values.stream().allMatch(String::isBlank)) {
+            return ids;
+        }
+        for (int i = 0; i < values.size(); i++) {
+            try {
+                ids.add(Long.parseLong(values.get(i).strip()));
+            } catch (NumberFormatException e) {
+                throw new UserException("--prompt-ids: '" + values.get(i) + "' (position " + i + ") is not a token id");
+            }
+        }
+        return ids;
     }
 
     private org.dl4jmtp.examples.data.Tokenizer tokenizer() throws java.io.IOException {
