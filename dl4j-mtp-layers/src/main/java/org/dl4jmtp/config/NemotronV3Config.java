@@ -18,6 +18,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
@@ -472,7 +473,9 @@ public class NemotronV3Config {
             try {
                 root = MAPPER.readTree(json);
             } catch (JsonProcessingException e) {
-                throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage(), e);
+                JsonLocation at = e.getLocation();
+                throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage()
+                        + (at != null ? " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")" : ""), e);
             }
             if (root == null || !root.isObject()) {
                 throw new IllegalArgumentException("config.json must be a JSON object");
