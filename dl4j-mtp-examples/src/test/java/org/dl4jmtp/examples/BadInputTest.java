@@ -225,6 +225,13 @@ class BadInputTest {
     }
 
     @Test
+    void aConfigJsonThatDoesNotParseIsOneLineWithItsPosition() throws IOException {
+        Path checkpoint = checkpointWith("\"vocab_size\": 97,", "\"vocab_size\": 97,,");
+        assertOneLineError(run("info", "--checkpoint", checkpoint.toString()),
+                checkpoint.resolve("config.json").toString(), "not valid JSON", "(line 7, column");
+    }
+
+    @Test
     void trainConfigErrorsNameTheFile() throws IOException {
         Path corpus = Files.writeString(dir.resolve("text.txt"), "some text");
         Path config = checkpointWith("\"hidden_size\": 32", "\"hidden_size\": -32").resolve("config.json");

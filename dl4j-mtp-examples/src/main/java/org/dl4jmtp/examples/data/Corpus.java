@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Stream;
 
 /**
@@ -183,7 +184,7 @@ public final class Corpus {
         }
         if (result.isError()) {
             throw new IllegalArgumentException(file + " is not valid UTF-8: malformed byte sequence at offset "
-                    + in.position() + String.format(" (0x%02X)", bytes[in.position()] & 0xFF));
+                    + in.position() + String.format(Locale.ROOT, " (0x%02X)", bytes[in.position()] & 0xFF));
         }
         return out.flip().toString();
     }
