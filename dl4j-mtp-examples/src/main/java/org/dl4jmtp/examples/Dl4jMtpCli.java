@@ -57,6 +57,11 @@ public final class Dl4jMtpCli implements Runnable {
     }
 
     public static void main(String[] args) {
+        // The jar has no SLF4J provider, so nothing is logged; SLF4J's three-line warning about that would otherwise
+        // come before the one-line error messages on stderr. -Dslf4j.internal.verbosity=WARN brings it back.
+        if (System.getProperty("slf4j.internal.verbosity") == null) {
+            System.setProperty("slf4j.internal.verbosity", "ERROR");
+        }
         // stdout carries only the commands' output (JSON): ND4J/SameDiff print progress to System.out, so route
         // System.out to stderr and give picocli the real stdout
         PrintStream stdout = System.out;
