@@ -102,8 +102,8 @@ public final class MtpDashboard implements AutoCloseable {
     private static final byte[] STORE_HEADER = {0x4A, 0x03};
 
     /**
-     * Rejects an empty or foreign file before MapDB sees it: MapDB would initialise an empty file as a new store
-     * (writing to a file that is only to be read) and reports foreign bytes as bare internal errors.
+     * Rejects an empty or foreign file before MapDB sees it: MapDB reports those as its internal errors (a
+     * {@code VolumeIOError} without a message for a text file), which say nothing about what is wrong.
      */
     private static void checkStoreHeader(Path statsFile) {
         byte[] head = new byte[STORE_HEADER.length];
@@ -116,7 +116,7 @@ public final class MtpDashboard implements AutoCloseable {
         if (read == 0) {
             throw new MtpUiException("Cannot open " + statsFile + ": the file is empty, not a DL4J stats file");
         }
-        if (read < head.length || !Arrays.equals(head, STORE_HEADER)) {
+        if (!Arrays.equals(head, STORE_HEADER)) {
             throw new MtpUiException("Cannot open " + statsFile + ": not a DL4J stats file (it does not start like"
                     + " the " + STATS_FILE + " that train --ui writes)");
         }
