@@ -17,9 +17,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /** Loading checkpoints and batches for the commands, turning every user mistake into a {@link UserException}. */
-final class CheckpointSupport {
+public final class CheckpointSupport {
 
     static final String CONFIG_FILE = "config.json";
 
@@ -43,7 +44,15 @@ final class CheckpointSupport {
 
     /** Reads and validates {@code dir/config.json}. */
     static NemotronV3Config readConfig(Path dir) throws IOException {
-        Path file = checkpointDir(dir).resolve(CONFIG_FILE);
+        return readConfigFile(checkpointDir(dir).resolve(CONFIG_FILE));
+    }
+
+    /** Reads and validates an HF {@code config.json}; every problem is a {@link UserException} naming the file. */
+    public static NemotronV3Config readConfigFile(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new UserException(Files.exists(file) ? file + " is not a config.json file"
+                    : "config file not found: " + file);
+        }
         try {
             return NemotronV3Config.fromJson(file);
         } catch (IllegalArgumentException e) {
@@ -125,8 +134,17 @@ final class CheckpointSupport {
                 .withMtp(mtp).withDataType(type).withAllowMissingMtp(allowMissingMtp));
     }
 
-    /** Token ids and pre-shifted labels of a batch file, both [B, T] int64. */
-    record Batch(INDArray inputIds, INDArray labels) {
+    /**
+     * Tensors a batch file may hold besides the batch: what {@code eval --dump --grads} writes and what the reference
+     * case files ({@code io.safetensors}) carry. eval ignores them, so a reference case file can be passed as is.
+     */
+    private static final Pattern IGNORED_TENSORS = Pattern.compile("logits_main|hidden_final|hidden_after_layer_\\d+"
+            + "|logits_mtp_\\d+|mtp_hidden_\\d+|mtp_input_ids_\\d+|mtp_targets_\\d+|grad\\..+");
+
+    private static final String DOCUMENT_IDS = "document_ids";
+
+    /** Token ids and pre-shifted labels of a batch file, both [B, T] int64, and its document ids (or null). */
+    record Batch(INDArray inputIds, INDArray labels, INDArray documentIds) {
         long batchSize() {
             return inputIds.size(0);
         }
@@ -138,7 +156,9 @@ final class CheckpointSupport {
 
     /**
      * Reads {@code input_ids} and {@code labels} (integer [B, T], the same shape) and checks every id against the
-     * vocabulary ({@code labels} may also be -100 = ignore).
+     * vocabulary ({@code labels} may also be -100 = ignore). The optional {@code document_ids} (integer, the shape of
+     * {@code input_ids}, >= 0) is checked too. Any other tensor must be one of {@link #IGNORED_TENSORS}: a name the
+     * command does not know is an error rather than silently ignored.
      */
     static Batch readBatch(Path file, int vocabSize) throws IOException {
         if (!Files.exists(file)) {
@@ -148,6 +168,14 @@ final class CheckpointSupport {
             throw new UserException("--batch must be a .safetensors file, but " + file + " is not a regular file");
         }
         try (SafetensorsCheckpoint st = SafetensorsCheckpoint.open(file)) {
+            for (String key : st.keys()) {
+                if (!key.equals("input_ids") && !key.equals("labels") && !key.equals(DOCUMENT_IDS)
+                        && !IGNORED_TENSORS.matcher(key).matches()) {
+                    throw new UserException(file + ": unknown tensor '" + key + "' (a batch holds input_ids, labels"
+                            + " and optionally document_ids; the only other names allowed are those eval --dump --grads"
+                            + " writes and reference case files carry)");
+                }
+            }
             INDArray ids = integerMatrix(st, file, "input_ids");
             INDArray labels = integerMatrix(st, file, "labels");
             if (!Arrays.equals(ids.shape(), labels.shape())) {
@@ -156,7 +184,16 @@ final class CheckpointSupport {
             }
             checkRange(file, "input_ids", ids, vocabSize, false);
             checkRange(file, "labels", labels, vocabSize, true);
-            return new Batch(ids, labels);
+            INDArray documentIds = null;
+            if (st.contains(DOCUMENT_IDS)) {
+                documentIds = integerMatrix(st, file, DOCUMENT_IDS);
+                if (!Arrays.equals(ids.shape(), documentIds.shape())) {
+                    throw new UserException(file + ": document_ids must have the shape of input_ids "
+                            + Arrays.toString(ids.shape()) + ", got " + Arrays.toString(documentIds.shape()));
+                }
+                checkRange(file, DOCUMENT_IDS, documentIds, Long.MAX_VALUE, false);
+            }
+            return new Batch(ids, labels, documentIds);
         }
     }
 
@@ -170,7 +207,7 @@ final class CheckpointSupport {
         }
         SafetensorsTensorInfo info = st.info(key);
         if (info.dtype().isFloatingPoint() || info.dtype() == org.dl4jmtp.io.SafetensorsDType.BOOL) {
-            throw new UserException(file + ": '" + key + "' must hold integer token ids (I64), got " + info.dtype());
+            throw new UserException(file + ": '" + key + "' must hold integers (expected I64), got " + info.dtype());
         }
         if (info.rank() != 2 || info.shape()[0] < 1 || info.shape()[1] < 1) {
             throw new UserException(file + ": '" + key + "' must be a non-empty [B, T] matrix, got shape "
@@ -179,15 +216,17 @@ final class CheckpointSupport {
         return st.get(key).castTo(DataType.LONG);
     }
 
-    private static void checkRange(Path file, String key, INDArray a, int vocabSize, boolean allowIgnore) {
+    /** Every value in [0, bound), or -100 when {@code allowIgnore}; the vocabulary size unless bound is unlimited. */
+    private static void checkRange(Path file, String key, INDArray a, long bound, boolean allowIgnore) {
         long[] values = a.dup('c').data().asLong();
         long t = a.size(1);
         for (int i = 0; i < values.length; i++) {
             long v = values[i];
-            if (!(allowIgnore && v == -100) && (v < 0 || v >= vocabSize)) {
+            if (!(allowIgnore && v == -100) && (v < 0 || v >= bound)) {
                 throw new UserException(file + ": " + key + "[" + (i / t) + ", " + (i % t) + "] = " + v
-                        + " is out of range: token ids must lie in [0, " + vocabSize + ") (vocab_size)"
-                        + (allowIgnore ? " or be -100 (ignore)" : ""));
+                        + " is out of range: " + (bound == Long.MAX_VALUE ? "ids must be >= 0"
+                        : "token ids must lie in [0, " + bound + ") (vocab_size)"
+                        + (allowIgnore ? " or be -100 (ignore)" : "")));
             }
         }
     }

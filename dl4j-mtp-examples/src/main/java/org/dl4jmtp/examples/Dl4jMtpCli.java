@@ -3,7 +3,9 @@ package org.dl4jmtp.examples;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ScopeType;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
@@ -19,8 +21,8 @@ import java.nio.file.NoSuchFileException;
 /**
  * The runnable jar: {@code java -jar dl4j-mtp.jar info|eval|generate ...}.
  *
- * <p>Exit codes: 0 success, 1 a problem with the given files or values (one clear message on stderr), 2 a usage
- * error (picocli's message and the usage help).
+ * <p>Exit codes: 0 success, 1 a problem with the given files or values (one clear message on stderr; its stack
+ * trace too with {@code --verbose}), 2 a usage error (picocli's message and the usage help).
  */
 @Command(name = "dl4j-mtp",
         mixinStandardHelpOptions = true,
@@ -34,6 +36,11 @@ public final class Dl4jMtpCli implements Runnable {
 
     @Spec
     CommandSpec spec;
+
+    /** Read from the parse result (it may be given before or after the subcommand), not from this field. */
+    @Option(names = "--verbose", scope = ScopeType.INHERIT,
+            description = "On an error in the given files or values, also print its stack trace.")
+    boolean verbose;
 
     @Override
     public void run() {
@@ -50,6 +57,11 @@ public final class Dl4jMtpCli implements Runnable {
     }
 
     public static void main(String[] args) {
+        // The jar has no SLF4J provider, so nothing is logged; SLF4J's three-line warning about that would otherwise
+        // come before the one-line error messages on stderr. -Dslf4j.internal.verbosity=WARN brings it back.
+        if (System.getProperty("slf4j.internal.verbosity") == null) {
+            System.setProperty("slf4j.internal.verbosity", "ERROR");
+        }
         // stdout carries only the commands' output (JSON): ND4J/SameDiff print progress to System.out, so route
         // System.out to stderr and give picocli the real stdout
         PrintStream stdout = System.out;
@@ -61,18 +73,34 @@ public final class Dl4jMtpCli implements Runnable {
         System.exit(code);
     }
 
-    /** User errors: one line on stderr, exit code 1. Anything else is a bug: its stack trace, exit code 1. */
+    /**
+     * User errors: one line on stderr (and the stack trace with {@code --verbose}), exit code 1. Anything else is a
+     * bug: its stack trace, exit code 1.
+     */
     private static int handleExecutionException(Exception ex, CommandLine cl, CommandLine.ParseResult parseResult) {
         String command = cl.getCommandSpec().qualifiedName();
         String message = userMessage(ex);
         if (message != null) {
             cl.getErr().println(command + ": error: " + message);
+            if (verbose(parseResult)) {
+                ex.printStackTrace(cl.getErr());
+            }
         } else {
             cl.getErr().println(command + ": internal error (please report): " + ex);
             ex.printStackTrace(cl.getErr());
         }
         cl.getErr().flush();
         return 1;
+    }
+
+    /** Whether {@code --verbose} was given to the top-level command or to any subcommand on the way. */
+    private static boolean verbose(CommandLine.ParseResult parseResult) {
+        for (CommandLine.ParseResult r = parseResult; r != null; r = r.subcommand()) {
+            if (r.hasMatchedOption("--verbose")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The message of a user error, or null when {@code ex} is not one. */

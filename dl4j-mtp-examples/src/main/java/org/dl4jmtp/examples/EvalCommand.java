@@ -44,7 +44,9 @@ final class EvalCommand implements Callable<Integer> {
     Path checkpoint;
 
     @Option(names = "--batch", required = true, paramLabel = "FILE.safetensors",
-            description = "input_ids and labels (int64 [B, T]; labels pre-shifted, -100 = ignore).")
+            description = "input_ids and labels (int64 [B, T]; labels pre-shifted, -100 = ignore); optionally"
+                    + " document_ids (int64 [B, T], >= 0: validated, not yet used). eval --dump outputs and the tensors"
+                    + " of reference case files are ignored; any other tensor is an error.")
     Path batch;
 
     @Mixin
@@ -99,6 +101,10 @@ final class EvalCommand implements Callable<Integer> {
         NemotronV3Config config = CheckpointSupport.readConfig(checkpoint);
         MtpConfig mtp = CheckpointSupport.mtpConfig(config, mtpOptions, lambda, normalization);
         CheckpointSupport.Batch data = CheckpointSupport.readBatch(batch, config.getVocabSize());
+        if (data.documentIds() != null) {
+            cl.getErr().println("note: document_ids is validated but not yet used by eval");
+            cl.getErr().flush();
+        }
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
                 mtpOptions.allowMissingMtp, cl.getErr());
 

@@ -46,9 +46,10 @@ final class GenerateCommand implements Callable<Integer> {
 
     /** The prompt as token ids or as text. */
     static final class Prompt {
+        /** Strings, parsed by {@link #promptIds}: an empty list or a non-number is then one clear line. */
         @Option(names = "--prompt-ids", split = ",", paramLabel = "ID",
                 description = "Prompt token ids, comma-separated (e.g. 80,33,58).")
-        List<Long> ids;
+        List<String> ids;
 
         @Option(names = "--prompt", paramLabel = "TEXT",
                 description = "Prompt text, encoded with --tokenizer; the output then also holds the generated text.")
@@ -81,7 +82,7 @@ final class GenerateCommand implements Callable<Integer> {
                     + " sampling). Default for greedy decoding: the cached path (Mamba/conv/SSM states, KV cache).")
     boolean noCache;
 
-    @Option(names = "--max-new-tokens", required = true, paramLabel = "N", description = "Tokens to generate.")
+    @Option(names = "--max-new-tokens", required = true, paramLabel = "N", description = "Tokens to generate (>= 1).")
     int maxNewTokens;
 
     @Option(names = "--show-drafts",
@@ -106,11 +107,11 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         CommandLine cl = spec.commandLine();
         runtime.apply(cl);
-        if (maxNewTokens < 0) {
-            throw new ParameterException(cl, "--max-new-tokens must be >= 0, got " + maxNewTokens);
+        if (maxNewTokens < 1) {
+            throw new UserException("--max-new-tokens must be >= 1, got " + maxNewTokens);
         }
-        if (temperature < 0 || topK < 0) {
-            throw new ParameterException(cl, "--temperature and --top-k must be >= 0");
+        if (!(temperature >= 0 && Double.isFinite(temperature)) || topK < 0) {
+            throw new ParameterException(cl, "--temperature must be finite and >= 0, --top-k >= 0");
         }
         if (showDrafts && temperature > 0) {
             throw new ParameterException(cl, "--show-drafts shows greedy drafts: use it without --temperature");
@@ -122,10 +123,11 @@ final class GenerateCommand implements Callable<Integer> {
                 promptIds.add((long) id);
             }
         } else {
-            promptIds.addAll(prompt.ids);
+            promptIds.addAll(promptIds(prompt.ids));
         }
+        String promptOption = prompt.text != null ? "--prompt" : "--prompt-ids";
         if (promptIds.isEmpty()) {
-            throw new ParameterException(cl, "the prompt needs at least one token");
+            throw new UserException(promptOption + " is empty: the prompt needs at least one token");
         }
         if (mtpOptions.depths != null && mtpOptions.depths < 0) {
             throw new ParameterException(cl, "--mtp-depths must be >= 0, got " + mtpOptions.depths);
@@ -135,7 +137,7 @@ final class GenerateCommand implements Callable<Integer> {
         for (int i = 0; i < promptIds.size(); i++) {
             long id = promptIds.get(i);
             if (id < 0 || id >= vocab) {
-                throw new UserException("--prompt-ids: token id " + id + " (position " + i + ") is out of range"
+                throw new UserException(promptOption + ": token id " + id + " (position " + i + ") is out of range"
                         + " [0, " + vocab + ") (vocab_size of " + checkpoint.resolve(CheckpointSupport.CONFIG_FILE)
                         + ")");
             }
@@ -168,7 +170,7 @@ final class GenerateCommand implements Callable<Integer> {
         List<Long> seq = new ArrayList<>(promptIds);
         List<Long> generated = new ArrayList<>();
         List<List<Long>> drafts = new ArrayList<>();
-        NemotronV3ForCausalLM.ForwardResult current = maxNewTokens > 0 ? model.forward(ids(seq)) : null;
+        NemotronV3ForCausalLM.ForwardResult current = model.forward(ids(seq));
         TokenSampler sampler = new TokenSampler(temperature, topK, seed);
         for (int step = 0; step < maxNewTokens; step++) {
             int n = seq.size();
@@ -251,6 +253,22 @@ final class GenerateCommand implements Callable<Integer> {
         }
         cl.getOut().println(Json.write(out));
         cl.getOut().flush();
+    }
+
+    /** The ids of {@code --prompt-ids}; none when it was given only empty strings. */
+    private static List<Long> promptIds(List<String> values) {
+        List<Long> ids = new ArrayList<>();
+        if (values.stream().allMatch(String::isBlank)) {
+            return ids;
+        }
+        for (int i = 0; i < values.size(); i++) {
+            try {
+                ids.add(Long.parseLong(values.get(i).strip()));
+            } catch (NumberFormatException e) {
+                throw new UserException("--prompt-ids: '" + values.get(i) + "' (position " + i + ") is not a token id");
+            }
+        }
+        return ids;
     }
 
     private org.dl4jmtp.examples.data.Tokenizer tokenizer() throws java.io.IOException {

@@ -15,6 +15,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 
+import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
@@ -304,7 +305,10 @@ public class NemotronV3Config {
             if (c.usesBlockType(BlockType.MOE)) {
                 checkMoe(c);
             }
-            require(c.getLayerNormEpsilon() > 0, "layer_norm_epsilon must be > 0, got " + c.getLayerNormEpsilon());
+            require(c.getLayerNormEpsilon() > 0 && Double.isFinite(c.getLayerNormEpsilon()),
+                    "layer_norm_epsilon must be finite and > 0, got " + c.getLayerNormEpsilon());
+            require(c.getInitializerRange() >= 0 && Double.isFinite(c.getInitializerRange()),
+                    "initializer_range must be finite and >= 0, got " + c.getInitializerRange());
             require(!c.isTieWordEmbeddings(), "tie_word_embeddings = true is unsupported: dl4j-mtp needs a separate"
                     + " lm_head.weight, as in the released Nemotron-H checkpoints");
             checkMtp(c);
@@ -345,6 +349,17 @@ public class NemotronV3Config {
                     + ") must be a multiple of n_groups (" + c.getNGroups() + ")");
             require("silu".equals(c.getMambaHiddenAct()),
                     "mamba_hidden_act must be \"silu\", got " + quoted(c.getMambaHiddenAct()));
+            // in_proj's width is an int: nh·P and G·N must not overflow it
+            require(2L * c.getMambaNumHeads() * c.getMambaHeadDim() + 2L * c.getNGroups() * c.getSsmStateSize()
+                            + c.getMambaNumHeads() <= Integer.MAX_VALUE, "mamba_num_heads (" + c.getMambaNumHeads()
+                            + "), mamba_head_dim (" + c.getMambaHeadDim() + "), n_groups (" + c.getNGroups()
+                            + ") and ssm_state_size (" + c.getSsmStateSize() + ") give an in_proj too wide for an int");
+            // dt_bias is initialised log-uniform in [time_step_min, time_step_max], then floored
+            require(c.getTimeStepMin() > 0 && c.getTimeStepMin() <= c.getTimeStepMax()
+                            && Double.isFinite(c.getTimeStepMax()), "time_step_min (" + c.getTimeStepMin()
+                            + ") and time_step_max (" + c.getTimeStepMax() + ") must be finite with 0 < min <= max");
+            require(c.getTimeStepFloor() >= 0 && Double.isFinite(c.getTimeStepFloor()),
+                    "time_step_floor must be finite and >= 0, got " + c.getTimeStepFloor());
             double[] limit = c.getTimeStepLimit();
             require(limit != null && limit.length == 2 && !Double.isNaN(limit[0]) && !Double.isNaN(limit[1])
                             && limit[0] <= limit[1],
@@ -365,8 +380,8 @@ public class NemotronV3Config {
             require(c.getNGroup() == 1 && c.getTopkGroup() == 1, "n_group = " + c.getNGroup() + ", topk_group = "
                     + c.getTopkGroup() + ": group-limited routing is unsupported (only n_group = topk_group = 1,"
                     + " which is a no-op)");
-            require(Double.isFinite(c.getRoutedScalingFactor()),
-                    "routed_scaling_factor must be finite, got " + c.getRoutedScalingFactor());
+            require(c.getRoutedScalingFactor() > 0 && Double.isFinite(c.getRoutedScalingFactor()),
+                    "routed_scaling_factor must be finite and > 0, got " + c.getRoutedScalingFactor());
             require("relu2".equals(c.getMlpHiddenAct()),
                     "mlp_hidden_act must be \"relu2\" (the experts are relu^2), got " + quoted(c.getMlpHiddenAct()));
         }
@@ -455,7 +470,9 @@ public class NemotronV3Config {
             try {
                 root = MAPPER.readTree(json);
             } catch (JsonProcessingException e) {
-                throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage(), e);
+                JsonLocation at = e.getLocation();
+                throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage()
+                        + (at != null ? " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")" : ""), e);
             }
             if (root == null || !root.isObject()) {
                 throw new IllegalArgumentException("config.json must be a JSON object");

@@ -340,6 +340,7 @@ class ConfigParsingTest {
         assertMessageContains(minimalWith("\"head_dim\": 8", "\"head_dim\": null"), "head_dim");
         assertMessageContains("[1, 2]", "JSON object");
         assertMessageContains("{ not json", "not valid JSON");
+        assertMessageContains("{\n  \"vocab_size\": 97,\n}", "(line 3, column 1)");
         // 8.0 is an integer value: accepted
         assertEquals(8, NemotronV3Config.fromJsonString(minimalWith("\"head_dim\": 8", "\"head_dim\": 8.0")).getHeadDim());
     }

@@ -132,6 +132,42 @@ class ConfigValidationTest {
         assertInvalid(c -> c.setLayerNormEpsilon(0), "layer_norm_epsilon");
         assertInvalid(c -> c.setLayerNormEpsilon(-1e-5), "layer_norm_epsilon");
         assertInvalid(c -> c.setLayerNormEpsilon(Double.NaN), "layer_norm_epsilon");
+        assertInvalid(c -> c.setLayerNormEpsilon(Double.POSITIVE_INFINITY), "layer_norm_epsilon", "Infinity");
+    }
+
+    @Test
+    void initializerRange() {
+        assertInvalid(c -> c.setInitializerRange(-0.02), "initializer_range", "-0.02");
+        assertInvalid(c -> c.setInitializerRange(Double.NaN), "initializer_range", "NaN");
+        NemotronV3Config ok = valid();
+        ok.setInitializerRange(0);
+        assertDoesNotThrow(ok::validate);
+    }
+
+    @Test
+    void timeStepInitRange() {
+        assertInvalid(c -> c.setTimeStepMin(0), "time_step_min (0.0)");
+        assertInvalid(c -> c.setTimeStepMin(0.5), "time_step_min (0.5)", "time_step_max (0.1)", "min <= max");
+        assertInvalid(c -> c.setTimeStepMax(Double.POSITIVE_INFINITY), "time_step_max (Infinity)");
+        assertInvalid(c -> c.setTimeStepFloor(-1e-4), "time_step_floor", "-1.0E-4");
+        String msg = assertThrows(IllegalArgumentException.class, () -> NemotronV3Config.fromJsonString(
+                minimalWith("\"layer_norm_epsilon\": 1e-05", "\"time_step_min\": -1, \"layer_norm_epsilon\": 1e-05")))
+                .getMessage();
+        assertTrue(msg.contains("time_step_min (-1.0)"), msg);
+    }
+
+    @Test
+    void routedScalingFactor() {
+        assertInvalid(c -> c.setRoutedScalingFactor(0), "routed_scaling_factor", "> 0", "0.0");
+        assertInvalid(c -> c.setRoutedScalingFactor(Double.NaN), "routed_scaling_factor", "NaN");
+    }
+
+    @Test
+    void mambaWidthsMustFitAnInt() {
+        assertInvalid(c -> {
+            c.setMambaNumHeads(65536);
+            c.setMambaHeadDim(65536);
+        }, "mamba_num_heads (65536)", "mamba_head_dim (65536)", "too wide");
     }
 
     @Test

@@ -5,9 +5,11 @@ import org.deeplearning4j.ui.model.stats.StatsListener;
 import org.deeplearning4j.ui.model.storage.FileStatsStorage;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -75,6 +77,7 @@ public final class MtpDashboard implements AutoCloseable {
             throw new MtpUiException("No such stats file: " + statsFile
                     + " (train --ui writes <run dir>/" + STATS_FILE + ")");
         }
+        checkStoreHeader(statsFile);
         StatsStorage storage = openStorage(statsFile);
         try {
             List<String> sessions = storage.listSessionIDs();
@@ -92,6 +95,33 @@ public final class MtpDashboard implements AutoCloseable {
         }
     }
 
+    /**
+     * The first bytes of every file {@link FileStatsStorage} writes: MapDB 3's file header ({@code CC.FILE_HEADER})
+     * and store type ({@code CC.FILE_TYPE_STOREDIRECT}).
+     */
+    private static final byte[] STORE_HEADER = {0x4A, 0x03};
+
+    /**
+     * Rejects an empty or foreign file before MapDB sees it: MapDB reports those as its internal errors (a
+     * {@code VolumeIOError} without a message for a text file), which say nothing about what is wrong.
+     */
+    private static void checkStoreHeader(Path statsFile) {
+        byte[] head = new byte[STORE_HEADER.length];
+        int read;
+        try (InputStream in = Files.newInputStream(statsFile)) {
+            read = in.readNBytes(head, 0, head.length);
+        } catch (IOException e) {
+            throw new MtpUiException("Cannot read " + statsFile + ": " + e.getMessage(), e);
+        }
+        if (read == 0) {
+            throw new MtpUiException("Cannot open " + statsFile + ": the file is empty, not a DL4J stats file");
+        }
+        if (!Arrays.equals(head, STORE_HEADER)) {
+            throw new MtpUiException("Cannot open " + statsFile + ": not a DL4J stats file (it does not start like"
+                    + " the " + STATS_FILE + " that train --ui writes)");
+        }
+    }
+
     private static StatsStorage openStorage(Path statsFile) {
         try {
             return new FileStatsStorage(statsFile.toFile());
@@ -101,7 +131,10 @@ public final class MtpDashboard implements AutoCloseable {
                 throw new MtpUiException("Cannot open " + statsFile + ": it is in use by another process"
                         + " (a run still training? its own UI shows it live)", e);
             }
-            throw new MtpUiException("Cannot open " + statsFile + " as a DL4J stats file: " + e, e);
+            // MapDB's messages are class names or recovery advice for its own API: the first sentence at most
+            String detail = e.getMessage() == null ? "" : ": " + e.getMessage().split("(?<=\\.) ", 2)[0];
+            throw new MtpUiException("Cannot open " + statsFile + " as a DL4J stats file: it is truncated or"
+                    + " corrupted" + detail, e);
         }
     }
 

@@ -2,11 +2,17 @@ package org.dl4jmtp.examples.data;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Stream;
 
 /**
@@ -39,9 +45,10 @@ public final class Corpus {
 
     /**
      * The text at {@code path}: a UTF-8 text file (one document), or a folder whose {@code .txt} files (searched
-     * recursively, sorted by path, empty ones skipped) are one document each. Invalid UTF-8 is replaced, not rejected.
+     * recursively, sorted by path, empty ones skipped) are one document each.
      *
-     * @throws IllegalArgumentException if the path does not exist, or holds no non-empty text
+     * @throws IllegalArgumentException if the path does not exist, holds no non-empty text, or a file is binary or
+     *                                  not valid UTF-8 (see {@link #readUtf8})
      * @throws UncheckedIOException     if a file cannot be read
      */
     public static Corpus fromPath(Path path) {
@@ -145,12 +152,40 @@ public final class Corpus {
         return "Corpus(" + name + ", " + documents.size() + " documents)";
     }
 
+    /**
+     * The text of a UTF-8 file, strictly: training on replacement characters or on the bytes of a binary file would
+     * silently teach the model garbage.
+     *
+     * @throws IllegalArgumentException naming the file and the byte offset of the first NUL byte (a binary file) or
+     *                                  of the first malformed UTF-8 sequence, whichever comes first
+     * @throws UncheckedIOException     if the file cannot be read
+     */
     static String readUtf8(Path file) {
+        byte[] bytes;
         try {
-            // new String(bytes, UTF_8) replaces malformed input; Files.readString would throw on it.
-            return new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+            bytes = Files.readAllBytes(file);
         } catch (IOException e) {
             throw new UncheckedIOException("Cannot read " + file, e);
         }
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length); // UTF-8 never decodes to more chars than bytes
+        CoderResult result = decoder.decode(in, out, true);
+        if (!result.isError()) {
+            result = decoder.flush(out);
+        }
+        int checked = result.isError() ? in.position() : bytes.length;
+        for (int i = 0; i < checked; i++) {
+            if (bytes[i] == 0) {
+                throw new IllegalArgumentException(file + " is a binary file, not text: NUL byte at offset " + i);
+            }
+        }
+        if (result.isError()) {
+            throw new IllegalArgumentException(file + " is not valid UTF-8: malformed byte sequence at offset "
+                    + in.position() + String.format(Locale.ROOT, " (0x%02X)", bytes[in.position()] & 0xFF));
+        }
+        return out.flip().toString();
     }
 }

@@ -3,6 +3,7 @@ package org.dl4jmtp.examples.train;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.CheckpointSupport;
 import org.dl4jmtp.examples.UserException;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
@@ -114,7 +115,7 @@ public final class TrainCommand implements Callable<Integer> {
             data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
             result = reportingDivergence(resumed, () -> resumed.resume(point, data));
         } else {
-            NemotronV3Config model = config != null ? NemotronV3Config.fromJson(config) : Presets.byName(preset);
+            NemotronV3Config model = config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
             if (model.getVocabSize() < tokenizer.vocabSize()) {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");

@@ -43,10 +43,27 @@ class CorpusTest {
     }
 
     @Test
-    void replacesInvalidUtf8InsteadOfFailing(@TempDir Path dir) throws Exception {
-        Path file = dir.resolve("bad.txt");
-        Files.write(file, new byte[]{'o', 'k', (byte) 0xC3});
-        assertEquals("ok\uFFFD", Corpus.fromPath(file).documents().get(0).text());
+    void rejectsInvalidUtf8NamingTheFileAndOffset(@TempDir Path dir) throws Exception {
+        Path truncated = dir.resolve("truncated.txt");
+        Files.write(truncated, new byte[]{'o', 'k', (byte) 0xC3});
+        String message = assertThrows(IllegalArgumentException.class, () -> Corpus.fromPath(truncated)).getMessage();
+        assertTrue(message.contains(truncated + " is not valid UTF-8") && message.contains("offset 2 (0xC3)"), message);
+
+        Files.createDirectories(dir.resolve("folder"));
+        Files.writeString(dir.resolve("folder/a.txt"), "fine");
+        Path latin1 = dir.resolve("folder/b.txt");
+        Files.write(latin1, "caf\u00e9 au lait".getBytes(StandardCharsets.ISO_8859_1));
+        message = assertThrows(IllegalArgumentException.class, () -> Corpus.fromPath(dir.resolve("folder")))
+                .getMessage();
+        assertTrue(message.contains(latin1.toString()) && message.contains("offset 3 (0xE9)"), message);
+    }
+
+    @Test
+    void rejectsBinaryFilesAtTheFirstNulByte(@TempDir Path dir) throws Exception {
+        Path binary = dir.resolve("model.txt");
+        Files.write(binary, new byte[]{'P', 'K', 3, 4, 0, 0, (byte) 0xFF});
+        String message = assertThrows(IllegalArgumentException.class, () -> Corpus.fromPath(binary)).getMessage();
+        assertTrue(message.contains(binary + " is a binary file") && message.contains("NUL byte at offset 4"), message);
     }
 
     @Test
