@@ -179,6 +179,24 @@ class BadInputTest {
                 "offset 2 (0xEF)");
     }
 
+    /** A resumed run trains on its recorded data: another --corpus is refused, naming both. */
+    @Test
+    void resumeRejectsAnotherCorpusThanTheRunsOwn() throws IOException {
+        Path own = Files.writeString(dir.resolve("own.txt"), "the run's corpus");
+        Path other = Files.writeString(dir.resolve("other.txt"), "another corpus");
+        Path runDir = Files.createDirectories(dir.resolve("run"));
+        Files.writeString(runDir.resolve("run.json"), "{\"config\": " + org.dl4jmtp.examples.train.Presets.byName("tiny").toJson()
+                + ", \"mtp\": {\"numLayers\": 2, \"layerPattern\": \"*E\", \"lossScalingFactor\": 0.1,"
+                + " \"useRepeatedLayer\": false, \"lossNormalization\": \"MAIN_LABEL_COUNT\"},"
+                + " \"training\": {\"steps\": 4, \"batchSize\": 2, \"seqLen\": 8, \"learningRate\": 0.01,"
+                + " \"warmupSteps\": 1, \"minLrRatio\": 0.1, \"gradientClip\": 1.0, \"seed\": 1, \"evalEvery\": 2,"
+                + " \"evalBatches\": 1, \"checkpointEvery\": 2, \"keepCheckpoints\": 1, \"dataType\": \"FLOAT\"},"
+                + " \"data\": {\"corpus\": \"" + own.toAbsolutePath() + "\", \"tokenizer\": null,"
+                + " \"validationFraction\": 0.05}}");
+        assertOneLineError(run("train", "--resume", runDir.toString(), "--corpus", other.toString()),
+                "--corpus " + other.toAbsolutePath(), own.toAbsolutePath().toString(), "leave --corpus out");
+    }
+
     @Test
     void aTokenizerJsonThatDoesNotParseIsOneLine() throws IOException {
         Path corpus = Files.writeString(dir.resolve("text.txt"), "some text");

@@ -105,6 +105,10 @@ public final class TrainCommand implements Callable<Integer> {
         if (point != null) {
             useDataOf(point.run().data());
         }
+        // a new run's settings are checked before the corpus is read (or the default one fetched)
+        NemotronV3Config model = point == null ? modelConfig() : null;
+        MtpConfig mtp = point == null ? mtpConfig(model) : null;
+        TrainOptions options = point == null ? trainOptions() : null;
         Tokenizer tokenizer = tokenizerJson != null ? new HuggingFaceJsonTokenizer(tokenizerJson) : new ByteTokenizer();
         Corpus text = loadCorpus();
         Trainer.Result result;
@@ -115,15 +119,10 @@ public final class TrainCommand implements Callable<Integer> {
             data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
             result = reportingDivergence(resumed, () -> resumed.resume(point, data));
         } else {
-            NemotronV3Config model = config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
             if (model.getVocabSize() < tokenizer.vocabSize()) {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
-            MtpConfig mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
-            mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
-            TrainOptions options = new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed,
-                    evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dtype.toUpperCase(Locale.ROOT));
             Trainer trainer = new Trainer(out, log).replicas(replicas).dataSettings(new Trainer.DataSettings(
                     absolute(corpus), absolute(tokenizerJson), validationFraction));
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
@@ -131,6 +130,29 @@ public final class TrainCommand implements Callable<Integer> {
         }
         printSummary(log, result, data);
         return 0;
+    }
+
+    private NemotronV3Config modelConfig() throws IOException {
+        return config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
+    }
+
+    private MtpConfig mtpConfig(NemotronV3Config model) {
+        MtpConfig mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
+        mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
+        mtp.validate();
+        return mtp;
+    }
+
+    private TrainOptions trainOptions() {
+        String type = dtype.toUpperCase(Locale.ROOT);
+        if (!type.equals("FLOAT") && !type.equals("DOUBLE")) {
+            throw new UserException("--dtype must be float or double, got " + dtype);
+        }
+        if (!(validationFraction > 0 && validationFraction < 1)) {
+            throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
+        }
+        return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
+                checkpointEvery, keepCheckpoints, type);
     }
 
     /**
