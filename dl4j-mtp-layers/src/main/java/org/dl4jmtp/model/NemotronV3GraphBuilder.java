@@ -14,7 +14,6 @@ import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.LinearLayer;
-import org.dl4jmtp.layers.NemotronV3BlockLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
 import org.dl4jmtp.layers.TimeSliceLayer;
 import org.dl4jmtp.layers.explicit.ExplicitBlockLayer;
@@ -147,12 +146,9 @@ public final class NemotronV3GraphBuilder {
         return g.build();
     }
 
-    /** Mamba2, MoE and attention blocks are hand-written layers (explicit backprop); MLP blocks SameDiff layers. */
+    /** Every block is a hand-written layer (explicit backprop); its SameDiff twin is the reference in the tests. */
     private Layer block(BlockType type) {
-        if (ExplicitBlockLayer.SUPPORTED.contains(type)) {
-            return new ExplicitBlockLayer.Builder().config(config).blockType(type).build();
-        }
-        return new NemotronV3BlockLayer.Builder().config(config).blockType(type).build();
+        return new ExplicitBlockLayer.Builder().config(config).blockType(type).build();
     }
 
     private RmsNormLayer rmsNorm() {

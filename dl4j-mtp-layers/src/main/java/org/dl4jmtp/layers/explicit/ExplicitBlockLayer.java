@@ -29,7 +29,7 @@ import java.util.Objects;
 import java.util.Set;
 
 /**
- * A NemotronV3 block ({@code x + Mixer(RMSNorm(x))}) of type Mamba2, MoE or attention computed with ND4J ops and a
+ * A NemotronV3 block ({@code x + Mixer(RMSNorm(x))}) of any type (Mamba2, attention, MLP, MoE) computed with ND4J ops and a
  * hand-written backprop ({@link ExplicitBlockRuntimeLayer}) instead of SameDiff: the same math, parameter keys and
  * initialisation as a {@code NemotronV3BlockLayer} of that type, so either can hold the same weights. Input and output
  * [mb, H, T].
@@ -44,8 +44,8 @@ import java.util.Set;
 @EqualsAndHashCode(callSuper = true)
 public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
 
-    /** The block types this layer computes. */
-    public static final Set<BlockType> SUPPORTED = Collections.unmodifiableSet(EnumSet.of(BlockType.MAMBA, BlockType.MOE, BlockType.ATTENTION));
+    /** The block types this layer computes: all of them. */
+    public static final Set<BlockType> SUPPORTED = Collections.unmodifiableSet(EnumSet.allOf(BlockType.class));
 
     private NemotronV3Config config;
     private BlockType blockType;
@@ -58,10 +58,6 @@ public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
         super(builder);
         this.config = Objects.requireNonNull(builder.config, "config");
         this.blockType = Objects.requireNonNull(builder.blockType, "blockType");
-        if (!SUPPORTED.contains(blockType)) {
-            throw new IllegalArgumentException("ExplicitBlockLayer computes " + SUPPORTED + " blocks, not " + blockType
-                    + " (use NemotronV3BlockLayer)");
-        }
     }
 
     NemotronV3Block block() {
@@ -138,6 +134,8 @@ public class ExplicitBlockLayer extends BaseLayer implements FrozenParams {
             long in = config.expertInputSize();
             perToken += config.getNumExpertsPerTok() * (2 * in + config.getMoeIntermediateSize())
                     + config.getMoeSharedExpertIntermediateSize() + in;
+        } else if (blockType == BlockType.MLP) {        // relu(up·x)
+            perToken += config.getIntermediateSize();
         } else if (blockType == BlockType.ATTENTION) {  // q, k, v, context, attention probabilities
             perToken += 2L * config.queryWidth() + 2L * config.kvWidth() + (long) config.getNumAttentionHeads() * t;
         } else {                                        // conv in/out, gate, x, y, norm; per head: chunk decay and scores

@@ -18,7 +18,7 @@ import java.util.Arrays;
 
 /**
  * Runtime of {@link ExplicitBlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with explicit backprop; the
- * mixer ({@link ChunkedMamba2}, {@link SparseMoe}, {@link CausalAttention}) works on token rows.
+ * mixer ({@link ChunkedMamba2}, {@link SparseMoe}, {@link CausalAttention}, {@link Relu2Mlp}) works on token rows.
  *
  * <p>A training forward pass keeps what backprop needs in the ACTIVATIONS workspace, which DL4J keeps open until the
  * step's backprop has run; backprop uses it when it is for the same input array and otherwise recomputes the forward
@@ -60,6 +60,8 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
                 return (RowMixer<Object>) (RowMixer<?>) new SparseMoe(config(), params, MIXER);
             case ATTENTION:
                 return (RowMixer<Object>) (RowMixer<?>) new CausalAttention(config(), params, MIXER);
+            case MLP:
+                return (RowMixer<Object>) (RowMixer<?>) new Relu2Mlp(config(), params, MIXER);
             default:
                 throw new IllegalStateException("ExplicitBlockLayer cannot compute " + layerConf().getBlockType());
         }

@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * ({@link NemotronV3BlockLayer}; dense MoE mask) on the same parameters, in double precision: output, score and every
  * parameter gradient (the embedding-free graph's input gradient flows through the block's own parameters' checks).
  * MoE: top-1/top-2/top-3, with and without normalised weights and LatentMoE, a non-zero correction bias. Attention:
- * GQA with 2 and 1 query heads per kv head, a q width different from H, with biases. The gradient check of the layers
+ * GQA with 2 and 1 query heads per kv head, a q width different from H, with biases. MLP: with and without biases. The gradient check of the layers
  * inside the builder's graphs is in {@code LayerGradientCheckTest}.
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
@@ -75,6 +75,17 @@ class ExplicitBlockLayerTest {
         cfg.setNumKeyValueHeads(kvHeads);
         cfg.setHeadDim(headDim);
         cfg.setAttentionBias(bias);
+        cfg.validate();
+        return cfg;
+    }
+
+    private static NemotronV3Config mlpConfig(boolean bias) {
+        NemotronV3Config cfg = new NemotronV3Config();
+        cfg.setVocabSize(V);
+        cfg.setHiddenSize(H);
+        cfg.hybridOverridePattern("-");
+        cfg.setIntermediateSize(6);
+        cfg.setMlpBias(bias);
         cfg.validate();
         return cfg;
     }
@@ -216,10 +227,13 @@ class ExplicitBlockLayerTest {
     }
 
     @Test
-    void mlpBlocksAreNotExplicit() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new ExplicitBlockLayer.Builder().config(config(4, 2, true, null)).blockType(BlockType.MLP).build());
-        assertTrue(e.getMessage().contains("NemotronV3BlockLayer"), e.getMessage());
+    void mlpWithBiases() {
+        assertSameAsDense(mlpConfig(true), 19);
+    }
+
+    @Test
+    void mlpWithoutBiases() {
+        assertSameAsDense(mlpConfig(false), 20);
     }
 
     @Test
