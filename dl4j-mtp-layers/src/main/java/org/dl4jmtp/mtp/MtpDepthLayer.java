@@ -2,6 +2,7 @@ package org.dl4jmtp.mtp;
 
 import lombok.Data;
 import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -10,8 +11,11 @@ import org.dl4jmtp.layers.NemotronV3Block;
 import org.dl4jmtp.layers.ParamKeys;
 import org.dl4jmtp.layers.SdMath;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
+import org.dl4jmtp.layers.explicit.ExplicitMtpDepth;
+import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.ArrayList;
@@ -20,11 +24,12 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * One physical MTP depth (spec §4.2–4.3) as a single SameDiff layer: the sublayers of the MTP pattern, each a full
+ * One physical MTP depth (spec §4.2–4.3) as a single layer: the sublayers of the MTP pattern, each a full
  * NemotronV3 block, with the fusion {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first) on the first
  * sublayer and {@code final_layernorm} on the last. {@code NemotronV3GraphBuilder} uses it for the weight-tied
  * ("repeated") depth only, which must be one layer (DL4J cannot share weights between layers); other MTP depths are
- * built from one graph layer per module, so that their blocks are the faster hand-written layers.
+ * built from one graph layer per module. It runs {@link ExplicitMtpDepth} (hand-written backprop, sparse MoE); its
+ * SameDiff definition below is the reference that runtime is tested against.
  *
  * <p>Input [mb, (1+k)·H, T] = [h ; emb_1 ; … ; emb_k] (a {@code MergeVertex}): the hidden state entering the first
  * iteration, then the embeddings of the input ids rolled left by 1..k (relative to this layer's first depth).
@@ -110,6 +115,12 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
             sublayer(sub).initializeParameters(params, sublayerPrefix(sub));
         }
         params.get(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM).assign(1.0);
+    }
+
+    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    @Override
+    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return new ExplicitMtpDepth(conf, dataType);
     }
 
     @Override

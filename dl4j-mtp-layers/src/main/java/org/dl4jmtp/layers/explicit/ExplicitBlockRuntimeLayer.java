@@ -7,18 +7,16 @@ import org.deeplearning4j.nn.layers.BaseLayer;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.config.NemotronV3Config;
-import org.dl4jmtp.layers.NemotronV3Block;
 import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
 
 /**
- * Runtime of {@link ExplicitBlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with explicit backprop; the
- * mixer ({@link ChunkedMamba2}, {@link SparseMoe}, {@link CausalAttention}, {@link Relu2Mlp}) works on token rows.
+ * Runtime of {@link ExplicitBlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with explicit backprop, computed
+ * on token rows by {@link RowBlock} (mixers {@link ChunkedMamba2}, {@link SparseMoe}, {@link CausalAttention},
+ * {@link Relu2Mlp}).
  *
  * <p>A training forward pass keeps what backprop needs in the ACTIVATIONS workspace, which DL4J keeps open until the
  * step's backprop has run; backprop uses it when it is for the same input array and otherwise recomputes the forward
@@ -26,20 +24,15 @@ import java.util.Arrays;
  */
 public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
 
-    private static final String NORM = NemotronV3Block.NORM;
-    private static final String MIXER = NemotronV3Block.MIXER_PREFIX;
-
     /** What backprop needs from one forward pass. */
     private static final class BlockForward {
         final INDArray input;         // the layer input this was computed for (identity)
-        final RowRmsNorm norm;        // the pre-norm, before its weight
-        final Object mixer;           // the mixer's forward state
+        final RowBlock.Forward block;
         INDArray output;              // [n, H] block output rows (forward only, dropped before caching)
 
-        BlockForward(INDArray input, RowRmsNorm norm, Object mixer, INDArray output) {
+        BlockForward(INDArray input, RowBlock.Forward block, INDArray output) {
             this.input = input;
-            this.norm = norm;
-            this.mixer = mixer;
+            this.block = block;
             this.output = output;
         }
     }
@@ -51,20 +44,8 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         super(conf, dataType);
     }
 
-    @SuppressWarnings("unchecked")
-    private RowMixer<Object> mixer() {
-        switch (layerConf().getBlockType()) {
-            case MAMBA:
-                return (RowMixer<Object>) (RowMixer<?>) new ChunkedMamba2(config(), params, MIXER);
-            case MOE:
-                return (RowMixer<Object>) (RowMixer<?>) new SparseMoe(config(), params, MIXER);
-            case ATTENTION:
-                return (RowMixer<Object>) (RowMixer<?>) new CausalAttention(config(), params, MIXER);
-            case MLP:
-                return (RowMixer<Object>) (RowMixer<?>) new Relu2Mlp(config(), params, MIXER);
-            default:
-                throw new IllegalStateException("ExplicitBlockLayer cannot compute " + layerConf().getBlockType());
-        }
+    private RowBlock block() {
+        return new RowBlock(layerConf().getBlockType(), config(), params, "");
     }
 
     private NemotronV3Config config() {
@@ -80,7 +61,7 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
     public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
         assertInputSet(false);
         checkSupported();
-        BlockForward f = forward(input, training ? cacheIn(workspaceMgr) : RowMixer.Cache.CURRENT_SCOPE);
+        BlockForward f = forward(input, training ? RowMixer.Cache.inActivations(workspaceMgr) : RowMixer.Cache.CURRENT_SCOPE);
         INDArray out = workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), input.shape(), 'c');
         out.assign(TokenRows.toSequence(f.output, input.size(0)));
         f.output = null;
@@ -98,14 +79,7 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
         BlockForward f = cached != null && cached.input == input ? cached : forward(input, RowMixer.Cache.CURRENT_SCOPE);
         cached = null;
         long[] shape = input.shape();
-        INDArray gradOut = TokenRows.of(epsilon);                                         // [n, H]
-
-        INDArray weight = params.get(NORM);
-        INDArray gradNormed = mixer().backward(f.mixer, gradOut, gradientViews);
-        // normed = x̂·g
-        gradientViews.get(NORM).assign(ColumnSums.of(gradNormed.mul(f.norm.normalized)));
-        INDArray gradInput = f.norm.backward(gradNormed.mulRowVector(weight)).addi(gradOut);     // + residual
-
+        INDArray gradInput = block().backward(f.block, TokenRows.of(epsilon), gradientViews);     // [n, H]
         INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, epsilon.dataType(), shape, 'c');
         epsOut.assign(TokenRows.toSequence(gradInput, shape[0]));
         Gradient gradient = new DefaultGradient(gradientsFlattened);
@@ -121,26 +95,8 @@ public class ExplicitBlockRuntimeLayer extends BaseLayer<ExplicitBlockLayer> {
                     + config.getHiddenSize() + ", T], got " + Arrays.toString(input.shape()));
         }
         INDArray x = TokenRows.of(input);                                                  // [n, H]
-        RowRmsNorm norm = RowRmsNorm.of(x, config.getLayerNormEpsilon(), cache);
-        INDArray normed = cache.createUninitialized(x.dataType(), x.shape());
-        Nd4j.getExecutioner().exec(new BroadcastMulOp(norm.normalized, params.get(NORM), normed, 1));
-        RowMixer.Result<Object> mixed = mixer().forward(normed, (int) input.size(0), cache);
-        return new BlockForward(input, norm, mixed.state, x.addi(mixed.output));
-    }
-
-    /** Arrays backprop reads go to the ACTIVATIONS workspace, open until the end of the training step. */
-    private static RowMixer.Cache cacheIn(LayerWorkspaceMgr workspaceMgr) {
-        return new RowMixer.Cache() {
-            @Override
-            public INDArray createUninitialized(DataType dataType, long... shape) {
-                return workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, dataType, shape, 'c');
-            }
-
-            @Override
-            public INDArray keep(INDArray array) {
-                return workspaceMgr.leverageTo(ArrayType.ACTIVATIONS, array);
-            }
-        };
+        RowBlock.Forward block = block().forwardInPlace(x, (int) input.size(0), cache);
+        return new BlockForward(input, block, x);
     }
 
     private void checkSupported() {

@@ -1,5 +1,8 @@
 package org.dl4jmtp.layers.explicit;
 
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -27,6 +30,24 @@ abstract class RowMixer<S> {
             return createUninitialized(view.dataType(), view.shape()).assign(view);
         }
 
+        /**
+         * DL4J's ACTIVATIONS workspace, which stays open until the training step's backprop has run: where a training
+         * forward pass keeps what its backprop reads.
+         */
+        static Cache inActivations(LayerWorkspaceMgr workspaceMgr) {
+            return new Cache() {
+                @Override
+                public INDArray createUninitialized(DataType dataType, long... shape) {
+                    return workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, dataType, shape, 'c');
+                }
+
+                @Override
+                public INDArray keep(INDArray array) {
+                    return workspaceMgr.leverageTo(ArrayType.ACTIVATIONS, array);
+                }
+            };
+        }
+
         /** Everything in the current scope: inference, or a forward pass recomputed inside backprop. */
         Cache CURRENT_SCOPE = new Cache() {
             @Override
@@ -50,6 +71,18 @@ abstract class RowMixer<S> {
             this.output = output;
             this.state = state;
         }
+    }
+
+    /** The mixer of a block of {@code type}, its keys below {@code prefix} (e.g. {@code "mixer."}). */
+    @SuppressWarnings("unchecked")
+    static RowMixer<Object> of(BlockType type, NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+        RowMixer<?> mixer = switch (type) {
+            case MAMBA -> new ChunkedMamba2(config, params, prefix);
+            case ATTENTION -> new CausalAttention(config, params, prefix);
+            case MLP -> new Relu2Mlp(config, params, prefix);
+            case MOE -> new SparseMoe(config, params, prefix);
+        };
+        return (RowMixer<Object>) mixer;
     }
 
     protected final NemotronV3Config config;

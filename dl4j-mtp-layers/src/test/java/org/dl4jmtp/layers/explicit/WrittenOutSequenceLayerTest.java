@@ -5,11 +5,14 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.layers.samediff.SameDiffLayer;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.DoublePrecisionSingleThread;
 import org.dl4jmtp.layers.LinearLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
 import org.dl4jmtp.layers.TimeSliceLayer;
+import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.common.primitives.Pair;
@@ -18,6 +21,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -27,7 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The written-out runtimes of {@link RmsNormLayer}, {@link LinearLayer} and {@link TimeSliceLayer} against DL4J's own
+ * The written-out runtimes of {@link RmsNormLayer}, {@link LinearLayer}, {@link TimeSliceLayer} and {@link MtpDepthLayer}
+ * against DL4J's own
  * SameDiff runtime executing the same configuration's SameDiff definition, in double precision: output, input
  * gradient and every parameter gradient for a random output gradient. (The layers inside whole graphs are also
  * gradient-checked in {@code LayerGradientCheckTest} and {@code MtpGradientCheckTest}.)
@@ -98,6 +103,63 @@ class WrittenOutSequenceLayerTest {
             assertSameAsSameDiff(new TimeSliceLayer("slice", 4, 3, index), 4, 4, 12, 5 + index);
         }
         assertSameAsSameDiff(new TimeSliceLayer("slice", 2, 1, 0), 2, 2, 5, 9);
+    }
+
+    /** The weight-tied depth (3 iterations) with an attention and a MoE sublayer, and an ordinary one-iteration depth. */
+    @Test
+    void mtpDepthMatchesItsSameDiffDefinition() {
+        NemotronV3Config cfg = mtpConfig();
+        assertSameAsSameDiff(new MtpDepthLayer.Builder().config(cfg).iterations(3)
+                .sublayerTypes(List.of(BlockType.ATTENTION, BlockType.MOE)).build(), 4 * H, 3 * H, 5, 10);
+        assertSameAsSameDiff(new MtpDepthLayer.Builder().config(cfg).iterations(1)
+                .sublayerTypes(List.of(BlockType.MAMBA, BlockType.MLP)).build(), 2 * H, H, 4, 11);
+    }
+
+    /** A backprop whose forward pass was not the training one recomputes it and gets the same gradients. */
+    @Test
+    void mtpDepthBackpropWithoutItsForwardPassRecomputesIt() {
+        MtpDepthLayer conf = new MtpDepthLayer.Builder().config(mtpConfig()).iterations(2)
+                .sublayerTypes(List.of(BlockType.MOE)).build();
+        conf.setLayerName("mtp.depth.0");
+        NeuralNetConfiguration nnc = new NeuralNetConfiguration.Builder().dataType(DataType.DOUBLE).layer(conf).build();
+        long n = conf.initializer().numParams(nnc);
+        INDArray params = Nd4j.randn(12, new long[]{1, n}).castTo(DataType.DOUBLE);
+        Layer layer = conf.instantiate(nnc, null, 0, params, false, DataType.DOUBLE);
+        layer.setBackpropGradientsViewArray(Nd4j.create(DataType.DOUBLE, 1, n));
+        INDArray input = Nd4j.randn(13, new long[]{MB, 3 * H, 4}).castTo(DataType.DOUBLE);
+        INDArray epsilon = Nd4j.randn(14, new long[]{MB, 2 * H, 4}).castTo(DataType.DOUBLE);
+        layer.setInput(input, NO_WS);
+        layer.activate(true, NO_WS);
+        INDArray cachedInputGradient = layer.backpropGradient(epsilon, NO_WS).getSecond().dup();
+        INDArray cachedGradient = layer.getGradientsViewArray().dup();
+        layer.setInput(input.dup(), NO_WS);
+        assertClose(cachedInputGradient, layer.backpropGradient(epsilon, NO_WS).getSecond(), "input gradient");
+        assertClose(cachedGradient, layer.getGradientsViewArray(), "parameter gradients");
+    }
+
+    private static final int H = 6;
+
+    private static NemotronV3Config mtpConfig() {
+        NemotronV3Config cfg = new NemotronV3Config();
+        cfg.setVocabSize(7);
+        cfg.setHiddenSize(H);
+        cfg.hybridOverridePattern("M*-E");
+        cfg.setNumAttentionHeads(2);
+        cfg.setNumKeyValueHeads(1);
+        cfg.setHeadDim(3);
+        cfg.setMambaNumHeads(2);
+        cfg.setMambaHeadDim(2);
+        cfg.setSsmStateSize(3);
+        cfg.setNGroups(1);
+        cfg.setConvKernel(3);
+        cfg.setChunkSize(2);
+        cfg.setIntermediateSize(5);
+        cfg.setNRoutedExperts(4);
+        cfg.setNumExpertsPerTok(2);
+        cfg.setMoeIntermediateSize(4);
+        cfg.setMoeSharedExpertIntermediateSize(3);
+        cfg.validate();
+        return cfg;
     }
 
     @Test
