@@ -36,7 +36,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * ({@link NemotronV3BlockLayer}; dense MoE mask) on the same parameters, in double precision: output, score and every
  * parameter gradient (the embedding-free graph's input gradient flows through the block's own parameters' checks).
  * MoE: top-1/top-2/top-3, with and without normalised weights and LatentMoE, a non-zero correction bias. Attention:
- * GQA with 2 and 1 query heads per kv head, a q width different from H, with biases. MLP: with and without biases. The gradient check of the layers
+ * GQA with 2 and 1 query heads per kv head and MQA, a q width different from H, with biases. MLP: with and without
+ * biases. Every mixer at T = 1; every case also compares the block's input gradient. The gradient check of the layers
  * inside the builder's graphs is in {@code LayerGradientCheckTest}.
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
@@ -143,14 +144,18 @@ class ExplicitBlockLayerTest {
     }
 
     private static INDArray[] data(long seed) {
+        return data(seed, T);
+    }
+
+    private static INDArray[] data(long seed, int time) {
         Random r = new Random(seed);
-        INDArray x = Nd4j.create(DataType.DOUBLE, MB, H, T);
-        INDArray labels = Nd4j.zeros(DataType.DOUBLE, MB, V, T);
+        INDArray x = Nd4j.create(DataType.DOUBLE, MB, H, time);
+        INDArray labels = Nd4j.zeros(DataType.DOUBLE, MB, V, time);
         for (long i = 0; i < x.length(); i++) {
             x.putScalar(i, r.nextGaussian());
         }
         for (int b = 0; b < MB; b++) {
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < time; t++) {
                 labels.putScalar(b, r.nextInt(V), t, 1.0);
             }
         }
@@ -158,8 +163,16 @@ class ExplicitBlockLayerTest {
     }
 
     private static void assertSameAsDense(NemotronV3Config cfg, long seed) {
+        assertSameAsDense(cfg, seed, T);
+    }
+
+    /**
+     * Output, score and every parameter gradient in a graph, and the block's input gradient (the layer's own backprop
+     * for a random output gradient), against the SameDiff block.
+     */
+    private static void assertSameAsDense(NemotronV3Config cfg, long seed, int time) {
         ComputationGraph[] graphs = pair(cfg, seed);
-        INDArray[] data = data(seed + 1);
+        INDArray[] data = data(seed + 1, time);
         INDArray expectedOut = graphs[1].feedForward(new INDArray[]{data[0]}, false).get("block");
         INDArray actualOut = graphs[0].feedForward(new INDArray[]{data[0]}, false).get("block");
         assertTrue(expectedOut.equalsWithEps(actualOut, 1e-12), "block output differs from the SameDiff block");
@@ -181,6 +194,18 @@ class ExplicitBlockLayerTest {
                     e.getKey() + ": expected " + e.getValue() + " got " + actual);
         }
         assertEquals(gradients[1].gradientForVariable().keySet(), gradients[0].gradientForVariable().keySet());
+
+        INDArray epsilon = Nd4j.randn(seed + 2, new long[]{MB, H, time}).castTo(DataType.DOUBLE);
+        INDArray[] inputGradients = new INDArray[2];
+        for (int i = 0; i < 2; i++) {
+            org.deeplearning4j.nn.api.Layer block = graphs[i].getLayer("block");
+            LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
+            block.setInput(data[0], mgr);
+            block.activate(true, mgr);
+            inputGradients[i] = block.backpropGradient(epsilon, mgr).getSecond().dup();
+        }
+        assertTrue(inputGradients[1].equalsWithEps(inputGradients[0], 1e-10), "input gradient differs from the SameDiff block");
+        assertTrue(inputGradients[1].sub(epsilon).norm2Number().doubleValue() > 1e-6, "the mixer must contribute to it");
     }
 
     @Test
@@ -224,6 +249,51 @@ class ExplicitBlockLayerTest {
     @Test
     void attentionOneQueryHeadPerKvHead() {
         assertSameAsDense(attentionConfig(2, 2, 4, false), 15);
+    }
+
+    @Test
+    void singleTimeStepForEveryMixer() {
+        assertSameAsDense(mambaConfig(2, 1, 4, 3, true, new double[]{0.0, Double.POSITIVE_INFINITY}), 61, 1);
+        assertSameAsDense(attentionConfig(4, 2, 3, true), 62, 1);
+        assertSameAsDense(mlpConfig(true), 63, 1);
+        assertSameAsDense(config(4, 2, true, null), 64, 1);
+    }
+
+    @Test
+    void attentionMultiQueryOneKvHead() {
+        assertSameAsDense(attentionConfig(4, 1, 3, false), 65);
+    }
+
+    @Test
+    void latentMoeWithNormalisedTopK() {
+        assertSameAsDense(config(4, 2, true, 3), 66);
+    }
+
+    /** A frozen buffer stays as loaded under Adam with weight decay (no gradient, no decay), as in the SameDiff block. */
+    @Test
+    void correctionBiasIsUntouchedByAdamWithWeightDecay() {
+        NemotronV3Config cfg = config(4, 2, true, null);
+        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder()
+                .dataType(DataType.DOUBLE).updater(new Adam(1e-1)).weightDecay(0.1).seed(1)
+                .graphBuilder()
+                .addInputs("in")
+                .addLayer("block", new ExplicitBlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build(), "in")
+                .addLayer("out", new RnnOutputLayer.Builder(LossFunctions.LossFunction.MCXENT).activation(Activation.SOFTMAX)
+                        .nIn(H).nOut(V).dataFormat(RNNFormat.NCW).build(), "block")
+                .setOutputs("out")
+                .build();
+        ComputationGraph graph = new ComputationGraph(conf);
+        graph.init();
+        String bias = "block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS;
+        graph.getParam(bias).assign(Nd4j.createFromArray(0.3, -0.2, 0.1, 0.0));
+        INDArray gate = graph.getParam("block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.GATE).dup();
+        INDArray[] data = data(67);
+        for (int step = 0; step < 3; step++) {
+            graph.fit(new INDArray[]{data[0]}, new INDArray[]{data[1]});
+        }
+        assertEquals(Nd4j.createFromArray(0.3, -0.2, 0.1, 0.0), graph.getParam(bias));
+        assertTrue(gate.sub(graph.getParam("block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.GATE))
+                .amaxNumber().doubleValue() > 1e-3, "the trainable router weights do move");
     }
 
     @Test
