@@ -47,7 +47,7 @@ class TrainerTest {
     void learnsTheSyntheticCorpusAndItsMtpDepthsBeatChance(@TempDir Path dir) throws Exception {
         Corpus corpus = Corpus.synthetic(3, 4, 6000);
         TrainOptions options = options(60, 30, 60, "FLOAT");
-        CorpusTrainingData data = new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options);
+        CorpusTrainingData data = data(corpus, options);
         NemotronV3Config config = microConfig();
         Trainer.Result result = new Trainer(dir, QUIET).train(config, MtpConfig.fromHf(config), options, data);
 
@@ -76,22 +76,13 @@ class TrainerTest {
         MtpConfig mtp = MtpConfig.fromHf(config);
 
         Path straight = base.resolve("straight");
-        new Trainer(straight, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        new Trainer(straight, QUIET).train(config, mtp, options, data(corpus, options));
 
         Path interrupted = base.resolve("interrupted");
-        Trainer first = new Trainer(interrupted, QUIET);
-        first.addListener(new BaseTrainingListener() {
-            @Override
-            public void iterationDone(Model model, int iteration, int epoch) {
-                if (iteration == 2) {          // after the third update, as a Ctrl-C would
-                    first.requestStop();
-                }
-            }
-        });
-        Trainer.Result stopped = first.train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        Trainer.Result stopped = trainStoppedAfter(3, interrupted, config, mtp, options, corpus);   // as a Ctrl-C would
         assertTrue(stopped.interrupted());
         assertEquals(3, stopped.lastStep());
-        new Trainer(interrupted, QUIET).resume(new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        new Trainer(interrupted, QUIET).resume(data(corpus, options));
 
         List<Double> expected = losses(straight);
         List<Double> actual = losses(interrupted);
@@ -111,19 +102,10 @@ class TrainerTest {
         NemotronV3Config config = microConfig();
         MtpConfig mtp = MtpConfig.fromHf(config);
         Path straight = base.resolve("straight");
-        new Trainer(straight, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        new Trainer(straight, QUIET).train(config, mtp, options, data(corpus, options));
 
         Path run = base.resolve("run");
-        Trainer first = new Trainer(run, QUIET);
-        first.addListener(new BaseTrainingListener() {
-            @Override
-            public void iterationDone(Model model, int iteration, int epoch) {
-                if (iteration == 3) {          // stop after step 4: checkpoints 2 and 4
-                    first.requestStop();
-                }
-            }
-        });
-        first.train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        trainStoppedAfter(4, run, config, mtp, options, corpus);                     // checkpoints 2 and 4
         Path newest = run.resolve("checkpoints/step-000004.zip");
         byte[] bytes = Files.readAllBytes(newest);
         Files.write(newest, java.util.Arrays.copyOf(bytes, bytes.length / 2));
@@ -138,7 +120,7 @@ class TrainerTest {
         assertTrue(Files.exists(run.resolve("checkpoints/step-000004.zip.unreadable")), "set aside, not deleted");
         assertTrue(log.contains(run.resolve("run.json") + " is damaged") && log.contains("step-000002.zip"), log);
         assertEquals(options, resumed.readRunFile().options(), "run.json restored");
-        resumed.resume(point, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        resumed.resume(point, data(corpus, options));
 
         assertEquals(losses(straight), losses(run), "loss trajectory after the fallback");
     }
@@ -150,7 +132,7 @@ class TrainerTest {
         TrainOptions options = options(2, 2, 2, "FLOAT");
         NemotronV3Config config = microConfig();
         new Trainer(dir, QUIET).train(config, MtpConfig.fromHf(config), options,
-                new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+                data(corpus, options));
         var expected = Files.getPosixFilePermissions(Files.writeString(dir.resolve("plain.txt"), "x"));
         for (String output : List.of("run.json", "metrics.jsonl", "metrics.png", "checkpoints/step-000002.zip",
                 "hf/model.safetensors", "hf/config.json")) {
@@ -172,10 +154,10 @@ class TrainerTest {
         NemotronV3Config config = microConfig();
         MtpConfig mtp = MtpConfig.fromHf(config);
         Path serial = base.resolve("serial");
-        new Trainer(serial, QUIET).train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+        new Trainer(serial, QUIET).train(config, mtp, options, data(corpus, options));
         Path parallel = base.resolve("parallel");
         new Trainer(parallel, QUIET).replicas(2)
-                .train(config, mtp, options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options));
+                .train(config, mtp, options, data(corpus, options));
 
         List<Double> expected = losses(serial);
         List<Double> actual = losses(parallel);
@@ -200,12 +182,31 @@ class TrainerTest {
             }
         });
         Trainer.TrainingDivergedException e = assertThrows(Trainer.TrainingDivergedException.class, () ->
-                trainer.train(config, MtpConfig.fromHf(config), options, new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options)));
+                trainer.train(config, MtpConfig.fromHf(config), options, data(corpus, options)));
         assertTrue(e.getMessage().contains("at step 5"), e.getMessage());
         assertTrue(e.getMessage().contains("step-000003.zip"), e.getMessage());
         ComputationGraph restored = CheckpointStore.restore(dir.resolve("checkpoints/step-000003.zip"));
         assertTrue(Double.isFinite(restored.params().sumNumber().doubleValue()), "the last good checkpoint holds no NaN");
         assertEquals(1, Files.list(dir.resolve("checkpoints")).count(), "no checkpoint written after the NaN");
+    }
+
+    /** Starts a run and stops it after {@code steps} updates, writing a checkpoint there as Ctrl-C does. */
+    private static Trainer.Result trainStoppedAfter(int steps, Path run, NemotronV3Config config, MtpConfig mtp,
+                                                    TrainOptions options, Corpus corpus) throws Exception {
+        Trainer trainer = new Trainer(run, QUIET);
+        trainer.addListener(new BaseTrainingListener() {
+            @Override
+            public void iterationDone(Model model, int iteration, int epoch) {
+                if (iteration == steps - 1) {
+                    trainer.requestStop();
+                }
+            }
+        });
+        return trainer.train(config, mtp, options, data(corpus, options));
+    }
+
+    private static CorpusTrainingData data(Corpus corpus, TrainOptions options) {
+        return new CorpusTrainingData(corpus, new ByteTokenizer(), 0.1, options);
     }
 
     private static List<Double> losses(Path run) throws Exception {

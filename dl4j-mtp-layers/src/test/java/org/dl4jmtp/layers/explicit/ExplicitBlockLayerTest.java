@@ -108,8 +108,13 @@ class ExplicitBlockLayerTest {
     }
 
     private static ComputationGraph graph(Layer block) {
-        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder()
-                .dataType(DataType.DOUBLE).updater(new Adam(1e-2)).seed(1)
+        return graph(block, new NeuralNetConfiguration.Builder().updater(new Adam(1e-2)));
+    }
+
+    /** {@code block} and a softmax output layer, in double with workspaces, on {@code base}'s updater settings. */
+    private static ComputationGraph graph(Layer block, NeuralNetConfiguration.Builder base) {
+        ComputationGraphConfiguration conf = base
+                .dataType(DataType.DOUBLE).seed(1)
                 .trainingWorkspaceMode(WorkspaceMode.ENABLED).inferenceWorkspaceMode(WorkspaceMode.ENABLED)
                 .graphBuilder()
                 .addInputs("in")
@@ -273,17 +278,8 @@ class ExplicitBlockLayerTest {
     @Test
     void correctionBiasIsUntouchedByAdamWithWeightDecay() {
         NemotronV3Config cfg = config(4, 2, true, null);
-        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder()
-                .dataType(DataType.DOUBLE).updater(new Adam(1e-1)).weightDecay(0.1).seed(1)
-                .graphBuilder()
-                .addInputs("in")
-                .addLayer("block", new ExplicitBlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build(), "in")
-                .addLayer("out", new RnnOutputLayer.Builder(LossFunctions.LossFunction.MCXENT).activation(Activation.SOFTMAX)
-                        .nIn(H).nOut(V).dataFormat(RNNFormat.NCW).build(), "block")
-                .setOutputs("out")
-                .build();
-        ComputationGraph graph = new ComputationGraph(conf);
-        graph.init();
+        ComputationGraph graph = graph(new ExplicitBlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build(),
+                new NeuralNetConfiguration.Builder().updater(new Adam(1e-1)).weightDecay(0.1));
         String bias = "block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS;
         graph.getParam(bias).assign(Nd4j.createFromArray(0.3, -0.2, 0.1, 0.0));
         INDArray gate = graph.getParam("block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.GATE).dup();
