@@ -1,5 +1,6 @@
 package org.dl4jmtp.examples;
 
+import org.dl4jmtp.examples.launch.TunedLauncher;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -42,6 +43,12 @@ public final class Dl4jMtpCli implements Runnable {
             description = "On an error in the given files or values, also print its stack trace.")
     boolean verbose;
 
+    /** Read by {@link TunedLauncher} before parsing; declared so that the command line accepts it. */
+    @Option(names = TunedLauncher.NO_RELAUNCH_OPTION, scope = ScopeType.INHERIT,
+            description = "Run in this JVM as started, without the tuned child process (malloc, OpenMP and OpenBLAS"
+                    + " settings; see the README, \"Speed without flags\").")
+    boolean noRelaunch;
+
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(), "Missing required subcommand ("
@@ -57,6 +64,8 @@ public final class Dl4jMtpCli implements Runnable {
     }
 
     public static void main(String[] args) {
+        // glibc, OpenMP and OpenBLAS read their settings at start-up: run the command in a JVM started with them
+        TunedLauncher.relaunchIfNeeded(Dl4jMtpCli.class, args);
         // The jar has no SLF4J provider, so nothing is logged; SLF4J's three-line warning about that would otherwise
         // come before the one-line error messages on stderr. -Dslf4j.internal.verbosity=WARN brings it back.
         if (System.getProperty("slf4j.internal.verbosity") == null) {

@@ -70,6 +70,14 @@ public class DataParallelGraph extends ComputationGraph {
         return replicaCount;
     }
 
+    /**
+     * The replica count the command line uses by default: one per core, at most one per sequence of the batch (with
+     * ND4J single-threaded, as {@code dl4j-mtp}'s launcher runs {@code train} and {@code bench}).
+     */
+    public static int defaultReplicas(int batchSize) {
+        return Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), batchSize));
+    }
+
     @Override
     public void setLabels(INDArray... labels) {
         super.setLabels(labels);

@@ -86,8 +86,8 @@ public class BenchCommand implements Callable<Integer> {
     int opProfileTop = 0;
 
     @Option(names = "--replicas", description = "compute each step's gradient on this many slices of the batch in"
-            + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: ${DEFAULT-VALUE})")
-    int replicas = 1;
+            + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: one per core, at most the batch size)")
+    Integer replicas;
 
     @Option(names = "--json", description = "print one JSON object instead of text")
     boolean json;
@@ -148,6 +148,9 @@ public class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("only float32 presets are supported, got " + dtype);
         }
 
+        if (replicas == null) {
+            replicas = DataParallelGraph.defaultReplicas(batch);
+        }
         long buildStart = System.nanoTime();
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)
                 .updater(adam).dataType(DataType.FLOAT).seed(seed).build();

@@ -5,6 +5,7 @@ import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.CheckpointSupport;
 import org.dl4jmtp.examples.UserException;
+import org.dl4jmtp.model.DataParallelGraph;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
 import org.dl4jmtp.examples.data.CorpusUnavailableException;
@@ -87,9 +88,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--checkpoint-every", defaultValue = "100") int checkpointEvery;
     @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
     @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
-    @Option(names = "--replicas", defaultValue = "1", description = "Compute each step on this many slices of the"
-            + " batch in parallel threads (exact; fastest with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 and one replica"
-            + " per core; default: 1).") int replicas;
+    @Option(names = "--replicas", description = "Compute each step on this many slices of the batch in parallel"
+            + " threads (exact; default: one per core, at most the batch size).") Integer replicas;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
     @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
     boolean ui;
@@ -100,10 +100,11 @@ public final class TrainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         System.setProperty("java.awt.headless", "true");
         PrintStream log = System.out;
-        Trainer resumed = resume != null ? new Trainer(resume, log).replicas(replicas) : null;
+        Trainer resumed = resume != null ? new Trainer(resume, log) : null;
         Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
         if (point != null) {
             useDataOf(point.run().data());
+            resumed.replicas(replicasFor(point.run().options().batchSize()));
         }
         // a new run's settings are checked before the corpus is read (or the default one fetched)
         NemotronV3Config model = point == null ? modelConfig() : null;
@@ -123,13 +124,17 @@ public final class TrainCommand implements Callable<Integer> {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
-            Trainer trainer = new Trainer(out, log).replicas(replicas).dataSettings(new Trainer.DataSettings(
+            Trainer trainer = new Trainer(out, log).replicas(replicasFor(batchSize)).dataSettings(new Trainer.DataSettings(
                     absolute(corpus), absolute(tokenizerJson), validationFraction));
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
         }
         printSummary(log, result, data);
         return 0;
+    }
+
+    private int replicasFor(int batch) {
+        return replicas != null ? replicas : DataParallelGraph.defaultReplicas(batch);
     }
 
     private NemotronV3Config modelConfig() throws IOException {

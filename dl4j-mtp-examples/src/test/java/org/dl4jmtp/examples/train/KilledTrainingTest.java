@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dl4jmtp.examples.Dl4jMtpCli;
 import org.dl4jmtp.examples.data.Corpus;
+import org.dl4jmtp.examples.launch.TunedLauncher;
 import org.dl4jmtp.io.AtomicFiles;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -149,6 +150,8 @@ class KilledTrainingTest {
             Path log = dir.resolve(name + ".log");
             ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
             builder.environment().put("OMP_NUM_THREADS", "1");
+            // the trainer itself is what is killed (the launcher's child dies with its parent: TunedLauncherTest)
+            builder.environment().put(TunedLauncher.OPT_OUT, "1");
             return new Child(builder.start(), log);
         }
 

@@ -1,0 +1,81 @@
+package org.dl4jmtp.examples.launch;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The process settings dl4j-mtp runs fastest with on a CPU, which must be in place before ND4J's native libraries load
+ * (glibc, OpenMP and OpenBLAS read them at start-up). A value the user set is always kept; only what is unset is added.
+ *
+ * <ul>
+ *   <li>{@code GLIBC_TUNABLES}: glibc keeps freed memory instead of handing it back to the kernel (no mmap for big
+ *       blocks, one arena, no trimming): every page returned costs a page fault when ND4J allocates again.</li>
+ *   <li>{@code OMP_WAIT_POLICY=PASSIVE}: idle OpenMP threads sleep instead of spinning on the cores BLAS needs.</li>
+ *   <li>{@code OMP_NUM_THREADS=1}, {@code OPENBLAS_NUM_THREADS=1} for {@code train} and {@code bench}, whose
+ *       replicas use the cores (one replica per core, each single-threaded, is faster than threads inside ops on
+ *       models of this size).</li>
+ *   <li>{@code OPENBLAS_CORETYPE} from the CPU's flags ({@link CpuKernels}), for kernels ND4J's OpenBLAS would not
+ *       pick itself.</li>
+ *   <li>A Java heap of at most 2 GiB (the data lives off-heap; a large idle heap delays the collection that frees
+ *       ND4J's buffers) with JavaCPP's off-heap limits raised accordingly, so the heap bound does not cap ND4J.</li>
+ * </ul>
+ */
+public final class ProcessTuning {
+
+    static final String GLIBC_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1"
+            + ":glibc.malloc.trim_threshold=68719476736";
+    private static final long GIB = 1L << 30;
+
+    /** Environment variables and JVM options to add for the child process. */
+    public record Plan(Map<String, String> environment, List<String> jvmOptions) {
+    }
+
+    private ProcessTuning() {
+    }
+
+    /**
+     * @param environment the current environment
+     * @param jvmOptions  the JVM options this process was started with
+     * @param cpuFlags    the CPU's {@code /proc/cpuinfo} flags
+     * @param memoryBytes the machine's physical memory
+     * @param command     the subcommand ({@code train}, {@code bench}, ...), or null
+     */
+    public static Plan plan(Map<String, String> environment, List<String> jvmOptions, Set<String> cpuFlags,
+                            long memoryBytes, String command) {
+        Map<String, String> env = new LinkedHashMap<>();
+        String glibc = environment.getOrDefault("GLIBC_TUNABLES", "");
+        if (!glibc.contains("glibc.malloc.")) {
+            env.put("GLIBC_TUNABLES", glibc.isEmpty() ? GLIBC_MALLOC : glibc + ":" + GLIBC_MALLOC);
+        }
+        putIfUnset(env, environment, "OMP_WAIT_POLICY", "PASSIVE");
+        if ("train".equals(command) || "bench".equals(command)) {
+            putIfUnset(env, environment, "OMP_NUM_THREADS", "1");
+            putIfUnset(env, environment, "OPENBLAS_NUM_THREADS", "1");
+        }
+        if (!environment.containsKey("OPENBLAS_CORETYPE")) {
+            CpuKernels.openBlasCoreType(cpuFlags).ifPresent(type -> env.put("OPENBLAS_CORETYPE", type));
+        }
+
+        List<String> jvm = new ArrayList<>();
+        long heap = Math.max(256L << 20, Math.min(2 * GIB, memoryBytes / 4));
+        if (jvmOptions.stream().noneMatch(o -> o.startsWith("-Xmx") || o.startsWith("-XX:MaxRAMPercentage"))) {
+            jvm.add("-Xmx" + (heap >> 20) + "m");
+        }
+        if (jvmOptions.stream().noneMatch(o -> o.startsWith("-Dorg.bytedeco.javacpp.maxbytes="))) {
+            jvm.add("-Dorg.bytedeco.javacpp.maxbytes=" + memoryBytes / 2);
+        }
+        if (jvmOptions.stream().noneMatch(o -> o.startsWith("-Dorg.bytedeco.javacpp.maxphysicalbytes="))) {
+            jvm.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=" + memoryBytes / 10 * 9);
+        }
+        return new Plan(env, jvm);
+    }
+
+    private static void putIfUnset(Map<String, String> out, Map<String, String> environment, String key, String value) {
+        if (!environment.containsKey(key)) {
+            out.put(key, value);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+package org.dl4jmtp.examples.launch;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ProcessTuningTest {
+
+    private static final long MEMORY = 24L << 30;
+    /** Flags of a Zen 5 EPYC (abridged): AVX-512 with BF16, which OpenBLAS 0.3.19 does not recognise as a CPU. */
+    private static final Set<String> ZEN5 = Set.of("fpu", "sse2", "avx", "avx2", "fma", "avx512f", "avx512dq",
+            "avx512bw", "avx512vl", "avx512_bf16", "avx512vnni");
+    private static final Set<String> HASWELL = Set.of("sse2", "avx", "avx2", "fma");
+
+    @Test
+    void kernelsFollowTheInstructionSets() {
+        assertEquals(Optional.of("SKYLAKEX"), CpuKernels.openBlasCoreType(ZEN5));
+        assertEquals(Optional.of("HASWELL"), CpuKernels.openBlasCoreType(HASWELL));
+        // AVX-512 without BW/VL (Knights Landing) has no SkylakeX kernels
+        assertEquals(Optional.of("HASWELL"), CpuKernels.openBlasCoreType(Set.of("avx", "avx2", "fma", "avx512f")));
+        assertEquals(Optional.of("SANDYBRIDGE"), CpuKernels.openBlasCoreType(Set.of("sse2", "avx")));
+        assertEquals(Optional.empty(), CpuKernels.openBlasCoreType(Set.of("sse2", "sse4_2")));
+    }
+
+    @Test
+    void anUnsetEnvironmentGetsTheTunedSettings() {
+        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train");
+        assertEquals(Map.of("GLIBC_TUNABLES", ProcessTuning.GLIBC_MALLOC, "OMP_WAIT_POLICY", "PASSIVE",
+                "OMP_NUM_THREADS", "1", "OPENBLAS_NUM_THREADS", "1", "OPENBLAS_CORETYPE", "SKYLAKEX"), plan.environment());
+        assertEquals(List.of("-Xmx2048m", "-Dorg.bytedeco.javacpp.maxbytes=" + (MEMORY / 2),
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=" + (MEMORY / 10 * 9)), plan.jvmOptions());
+    }
+
+    @Test
+    void whatTheUserSetIsKept() {
+        Map<String, String> env = Map.of("OPENBLAS_CORETYPE", "Haswell", "OMP_WAIT_POLICY", "ACTIVE",
+                "OMP_NUM_THREADS", "2", "GLIBC_TUNABLES", "glibc.malloc.arena_max=4");
+        ProcessTuning.Plan plan = ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G"),
+                ZEN5, MEMORY, "bench");
+        assertEquals(Map.of("OPENBLAS_NUM_THREADS", "1"), plan.environment());
+        assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=" + (MEMORY / 10 * 9)), plan.jvmOptions());
+    }
+
+    @Test
+    void otherGlibcTunablesAreExtendedAndOnlyTrainAndBenchAreSingleThreaded() {
+        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of("GLIBC_TUNABLES", "glibc.pthread.rseq=0"), List.of(),
+                HASWELL, MEMORY, "generate");
+        assertEquals("glibc.pthread.rseq=0:" + ProcessTuning.GLIBC_MALLOC, plan.environment().get("GLIBC_TUNABLES"));
+        assertFalse(plan.environment().containsKey("OMP_NUM_THREADS"));
+        assertFalse(plan.environment().containsKey("OPENBLAS_NUM_THREADS"));
+        assertEquals("HASWELL", plan.environment().get("OPENBLAS_CORETYPE"));
+    }
+
+    @Test
+    void aSmallMachineGetsAQuarterOfItsMemoryAsHeap() {
+        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), Set.of(), 4L << 30, null);
+        assertTrue(plan.jvmOptions().contains("-Xmx1024m"), plan.jvmOptions().toString());
+    }
+
+    @Test
+    void theSubcommandIsTheFirstArgumentThatIsNoOption() {
+        assertEquals("train", TunedLauncher.subcommand(new String[]{"--verbose", "train", "--preset", "tiny"}));
+        assertEquals(null, TunedLauncher.subcommand(new String[]{"--version"}));
+    }
+}
