@@ -7,7 +7,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.stream.Stream;
 
 /**
  * Writes a file so that its name only ever holds complete contents: the bytes go to a hidden temp file beside the
@@ -86,6 +88,26 @@ public final class AtomicFiles {
     public static boolean isTempFile(Path file) {
         String name = file.getFileName().toString();
         return name.startsWith(".") && name.endsWith(TEMP_SUFFIX);
+    }
+
+    /**
+     * Deletes the temp files that writes killed mid-way left in {@code dir} (never complete files: a write that finished
+     * renamed its temp file).
+     *
+     * @return the files deleted
+     */
+    public static List<Path> removeStaleTempFiles(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        List<Path> temps;
+        try (Stream<Path> files = Files.list(dir)) {
+            temps = files.filter(AtomicFiles::isTempFile).toList();
+        }
+        for (Path temp : temps) {
+            Files.deleteIfExists(temp);
+        }
+        return temps;
     }
 
     private static String describe(IOException e) {

@@ -95,19 +95,6 @@ public final class CheckpointStore {
         return Optional.empty();
     }
 
-    /** Removes temp files of writes that a killed process left behind (never complete checkpoints). */
-    public void removeStaleTempFiles(PrintStream log) throws IOException {
-        if (!Files.isDirectory(dir)) {
-            return;
-        }
-        try (Stream<Path> files = Files.list(dir)) {
-            for (Path temp : files.filter(AtomicFiles::isTempFile).collect(Collectors.toList())) {
-                Files.deleteIfExists(temp);
-                log.println("note: removed " + temp + " (an unfinished checkpoint write)");
-            }
-        }
-    }
-
     /** The step a checkpoint file belongs to. */
     public static long stepOf(Path checkpoint) {
         String name = checkpoint.getFileName().toString();

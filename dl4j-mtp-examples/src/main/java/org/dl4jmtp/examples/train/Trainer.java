@@ -159,10 +159,12 @@ public final class Trainer {
         if (!Files.isDirectory(runDir)) {
             throw new IllegalArgumentException("--resume: no run directory " + runDir);
         }
-        removeStaleTempFiles(runDir);
-        removeStaleTempFiles(runDir.resolve("hf"));
         CheckpointStore store = new CheckpointStore(runDir, 1);
-        store.removeStaleTempFiles(log);
+        for (Path dir : List.of(runDir, runDir.resolve("hf"), store.directory())) {
+            for (Path temp : AtomicFiles.removeStaleTempFiles(dir)) {
+                log.println("note: removed " + temp + " (a write that was cut off)");
+            }
+        }
         Path checkpoint = store.latestReadable(log).orElse(null);
         RunFile run = readRunFile(checkpoint);
         return new ResumePoint(run, checkpoint, checkpoint == null ? 0 : CheckpointStore.stepOf(checkpoint));
@@ -170,18 +172,6 @@ public final class Trainer {
 
     /** What {@link #prepareResume} found: the settings, the checkpoint (or null) and its step (0 without one). */
     public record ResumePoint(RunFile run, Path checkpoint, long step) {
-    }
-
-    private void removeStaleTempFiles(Path dir) throws IOException {
-        if (!Files.isDirectory(dir)) {
-            return;
-        }
-        try (java.util.stream.Stream<Path> files = Files.list(dir)) {
-            for (Path temp : files.filter(AtomicFiles::isTempFile).toList()) {
-                Files.deleteIfExists(temp);
-                log.println("note: removed " + temp + " (an unfinished write)");
-            }
-        }
     }
 
     private ComputationGraph parallel(ComputationGraph graph) {
