@@ -9,7 +9,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.Map;
 
 /**
- * Mixture of experts (spec §3.4): sigmoid router; top-k selected on {@code score + e_score_correction_bias} (a frozen
+ * Mixture of experts (docs/model.md, "MoE"): sigmoid router; top-k selected on {@code score + e_score_correction_bias}
+ * (a frozen
  * buffer); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
  * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
  * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
