@@ -70,7 +70,8 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "measured steps (default: ${DEFAULT-VALUE})")
     int steps = 10;
 
-    /** The JIT compiles SameDiff's Java for the first ≈ 10 steps; on 2 cores it competes with the measured work. */
+    /** The JIT compiles the step's Java code (DL4J, ND4J, our layers) during the first ≈ 10 steps; on 2 cores it
+     * competes with the measured work. */
     @Option(names = "--warmup", description = "untimed steps first; fewer than ≈ 10 also time the JIT compiler"
             + " (default: ${DEFAULT-VALUE})")
     int warmup = 10;
