@@ -6,7 +6,8 @@ import lombok.Data;
 import lombok.NoArgsConstructor;
 
 /**
- * Multi-Token Prediction training settings, as NeMo Automodel's {@code MTPConfig} (spec §4.1), plus the loss
+ * Multi-Token Prediction training settings, as NeMo Automodel's {@code MTPConfig} (docs/model.md, "Configuration"),
+ * plus the loss
  * normalisation.
  *
  * <p>D ({@link #getNumLayers()}) is the number of FORWARD depths, a training setting (Megatron

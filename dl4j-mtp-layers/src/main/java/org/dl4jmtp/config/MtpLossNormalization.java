@@ -4,7 +4,7 @@ import java.util.Locale;
 
 /**
  * How the per-depth MTP cross-entropy sums are normalised. Either way the MTP term is
- * {@code (λ/D)·Σ_d L_d}; only the denominator of {@code L_d} differs (spec §4.4).
+ * {@code (λ/D)·Σ_d L_d}; only the denominator of {@code L_d} differs (docs/model.md, "Loss").
  */
 public enum MtpLossNormalization {
     /**

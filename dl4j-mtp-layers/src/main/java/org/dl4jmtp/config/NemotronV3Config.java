@@ -33,7 +33,7 @@ import lombok.NoArgsConstructor;
 /**
  * The model configuration of a NemotronV3 / Nemotron-H hybrid model: the fields of HF's
  * {@code NemotronHConfig} ({@code config.json}, {@code model_type = "nemotron_h"}) in camelCase,
- * with HF's defaults (spec §1).
+ * with HF's defaults (docs/model.md, "Configuration").
  *
  * <p><b>Bean rule.</b> DL4J's (shaded) Jackson serialises instances by bean properties inside layer
  * configurations, so every stored field has a getter and a setter (Lombok {@code @Data}) and every derived value

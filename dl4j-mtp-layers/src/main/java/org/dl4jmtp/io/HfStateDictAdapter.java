@@ -25,7 +25,8 @@ import java.util.regex.Pattern;
  *   <li>{@code backbone.embeddings} param {@code W} ↔ {@code backbone.embeddings.weight};</li>
  *   <li>{@code mtp.depth.{p}} param {@code {s}.<name>} ↔ {@code mtp.layers.{p·P+s}.<name>} (P = MTP pattern length).</li>
  * </ul>
- * Checkpoint key variants accepted on load (spec §7 item 14): {@code model.} for {@code backbone.},
+ * Checkpoint key variants accepted on load (docs/parameters.md, "Loading and saving"): {@code model.} for
+ * {@code backbone.},
  * {@code embed_tokens} for {@code embeddings}, {@code norm} for {@code norm_f}, a {@code language_model.} prefix, and
  * fused 3-D experts {@code experts.up_proj [E, I, d]} / {@code experts.down_proj [E, d, I]}.
  */
@@ -159,7 +160,7 @@ public final class HfStateDictAdapter {
         }
     }
 
-    /** Resolves the key variants of spec §7 item 14 to the hub names. */
+    /** Resolves the key variants of docs/parameters.md, "Loading and saving" to the hub names. */
     static String canonicalKey(String key) {
         String k = key.startsWith("language_model.") ? key.substring("language_model.".length()) : key;
         if (k.startsWith("model.")) {

@@ -9,7 +9,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.Map;
 
 /**
- * Causal grouped-query attention without positional encoding (spec §3.2): q width {@code nq·head_dim} (may differ
+ * Causal grouped-query attention without positional encoding (docs/model.md, "Attention"): q width {@code nq·head_dim}
+ * (may differ
  * from H), query head i reads kv head {@code i / (nq/nkv)}, scale 1/√head_dim.
  *
  * <p>Written out by hand: M2.1's {@code multiHeadDotProductAttention} accepts only a [mb, T] key mask, not a causal one.

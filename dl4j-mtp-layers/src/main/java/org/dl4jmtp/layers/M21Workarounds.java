@@ -9,8 +9,8 @@ import org.nd4j.linalg.api.ops.impl.controlflow.compat.StopGradient;
  * Every workaround for a DL4J/ND4J 1.0.0-M2.1 bug that the layers rely on, in one place.
  *
  * <p>Each method names the bug it works around; {@code M21WorkaroundsTest} asserts that the bug is still present,
- * so an upgrade that fixes it fails a test instead of being silently "fixed twice". See
- * {@code ../shared/docs/dl4j_m21_notes.md} §2–§3 for how the bugs were found.
+ * so an upgrade that fixes it fails a test instead of being silently "fixed twice". {@code docs/dl4j-m21.md} lists
+ * every M2.1 pitfall the project works around, these and the others, and where each workaround lives.
  */
 public final class M21Workarounds {
 

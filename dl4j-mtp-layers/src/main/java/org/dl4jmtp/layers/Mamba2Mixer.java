@@ -13,7 +13,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Mamba2 mixer (spec §3.1): in_proj split z | xBC | dt, causal depthwise conv over xBC with SiLU, softplus time step
+ * Mamba2 mixer (docs/model.md, "Mamba2"): in_proj split z | xBC | dt, causal depthwise conv over xBC with SiLU,
+ * softplus time step
  * (no clamp unless {@code time_step_limit} is finite), chunked SSD scan ({@link SsdScan}), D skip, gated RMSNorm over
  * {@code n_groups} groups of {@code y·silu(z)}, out_proj.
  */

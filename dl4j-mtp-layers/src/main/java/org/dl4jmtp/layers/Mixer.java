@@ -10,7 +10,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.Map;
 
 /**
- * The token mixer of one NemotronV3 block (spec §3): its parameters, their initialisation and its forward math.
+ * The token mixer of one NemotronV3 block (docs/model.md): its parameters, their initialisation and its forward math.
  *
  * <p>Mixers are not layers: a layer (a backbone block, an MTP depth) owns the parameter table and calls the mixer with
  * a key prefix, so the same math serves every place a block of that type appears. Parameter keys, with the prefix
@@ -21,7 +21,7 @@ public interface Mixer {
     /** Declares this mixer's parameters, each key starting with {@code prefix}. */
     void defineParameters(SDLayerParams params, String prefix);
 
-    /** Fills the parameter views in place as the HF reference initialises them (spec §6). */
+    /** Fills the parameter views in place as the HF reference initialises them (docs/model.md, "Initialisation"). */
     void initializeParameters(Map<String, INDArray> params, String prefix);
 
     /**

@@ -8,7 +8,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.Map;
 
-/** Dense non-gated MLP (spec §3.3): {@code down(relu(up(x))²)}. Also the shape of every MoE expert. */
+/** Dense non-gated MLP (docs/model.md, "MLP"): {@code down(relu(up(x))²)}. Also the shape of every MoE expert. */
 public final class MlpMixer implements Mixer {
 
     public static final String UP_PROJ = ParamKeys.of("up_proj.weight");

@@ -9,7 +9,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.Map;
 
 /**
- * Mixture of experts (spec §3.4): sigmoid router; top-k selected on {@code score + e_score_correction_bias} (a frozen
+ * Mixture of experts (docs/model.md, "MoE"): sigmoid router; top-k selected on {@code score + e_score_correction_bias}
+ * (a frozen
  * buffer); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
  * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
  * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
@@ -18,7 +19,9 @@ import java.util.Map;
  * because M2.1's {@code gather} has no working gradient, so token dispatch is not trainable. Expert FLOPs are E/k
  * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical. All experts run as one
  * relu² MLP with E·I hidden units ({@link #routedExperts}), so the number of ops does not grow with E; spreading
- * the weights over the hidden units adds an [n, E]·[E, E·I] product.
+ * the weights over the hidden units adds an [n, E]·[E, E·I] product. The graph's MoE blocks do not pay this cost:
+ * they run {@code explicit.SparseMoe} (sparse dispatch); in the graph this mixer runs only inside the weight-tied
+ * MTP depth ({@code MtpDepthLayer}).
  */
 public final class MoeMixer implements Mixer {
 

@@ -10,7 +10,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.Map;
 
 /**
- * One NemotronV3 block (spec §2): {@code x + Mixer(RMSNorm(x))}, with a single norm and a single residual. Used by the
+ * One NemotronV3 block (docs/model.md, "Backbone and block"): {@code x + Mixer(RMSNorm(x))}, with a single norm and a
+ * single residual. Used by the
  * backbone layers ({@link NemotronV3BlockLayer}) and by every MTP sublayer ({@code MtpDepthLayer}), with a key prefix
  * so that parameter keys read as the HF names: {@code norm.weight}, {@code mixer.in_proj.weight}, ...
  */

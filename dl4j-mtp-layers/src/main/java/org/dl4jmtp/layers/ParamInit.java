@@ -4,7 +4,10 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-/** In-place initialisers for parameter views, following HF {@code NemotronHPreTrainedModel._init_weights} (spec §6). */
+/**
+ * In-place initialisers for parameter views, following HF {@code NemotronHPreTrainedModel._init_weights}
+ * (docs/model.md, "Initialisation").
+ */
 public final class ParamInit {
 
     private ParamInit() {

@@ -6,7 +6,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * The chunked SSD (state space duality) scan of Mamba2 (spec §3.1, "Chunked SSD algorithm"), vectorised over batch,
+ * The chunked SSD (state space duality) scan of Mamba2 (docs/model.md, "The chunked SSD scan"), vectorised over batch,
  * chunks and heads. Mathematically identical to the per-timestep recurrence
  * {@code S_t = exp(dt_t·A)·S_{t-1} + dt_t·x_t⊗B_t, y_t = S_t·C_t} with {@code S_{-1} = 0}, for any sequence length
  * and chunk size: the sequence is zero-padded to a multiple of the chunk length Q inside the graph (padded steps have

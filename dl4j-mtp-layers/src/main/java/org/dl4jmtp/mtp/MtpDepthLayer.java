@@ -24,7 +24,7 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * One physical MTP depth (spec §4.2–4.3) as a single layer: the sublayers of the MTP pattern, each a full
+ * One physical MTP depth (docs/model.md, "MTP depths") as a single layer: the sublayers of the MTP pattern, each a full
  * NemotronV3 block, with the fusion {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first) on the first
  * sublayer and {@code final_layernorm} on the last. {@code NemotronV3GraphBuilder} uses it for the weight-tied
  * ("repeated") depth only, which must be one layer (DL4J cannot share weights between layers); other MTP depths are

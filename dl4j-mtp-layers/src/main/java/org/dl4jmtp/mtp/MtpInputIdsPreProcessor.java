@@ -13,7 +13,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Token ids [mb, 1, T] → [mb, 1, (1+D)·T] in front of the shared embedding layer: the ids, then the ids rolled left by
- * 1, 2, …, D with the vacated tail set to token id 0 (spec §4.3: depth d embeds x[t+d]). Concatenated along time so
+ * 1, 2, …, D with the vacated tail set to token id 0 (docs/model.md, "MTP depths": depth d embeds x[t+d]). Concatenated
+ * along time so
  * that ONE embedding layer embeds the main and every MTP input: the embedding is shared without copies and its
  * gradient sums over all depths. A preprocessor rather than a layer because the embedding layer returns no input
  * gradient, which DL4J requires from every layer before it.

@@ -35,7 +35,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * One test per M2.1 workaround in {@link M21Workarounds}. Each test asserts BOTH that the DL4J/ND4J bug is still
  * present (so that an upgrade which fixes it fails here and the workaround gets reviewed) AND that the workaround
  * gives the right values and gradients. Gradient checks use ND4J's {@link GradCheckUtil} in double precision with
- * the harness {@code loss = sum(op(x) ∘ R)} for a fixed random R (dl4j_m21_notes.md §2).
+ * the harness {@code loss = sum(op(x) ∘ R)} for a fixed random R (docs/dl4j-m21.md).
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
 class M21WorkaroundsTest {

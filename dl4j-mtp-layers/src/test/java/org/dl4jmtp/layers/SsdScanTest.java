@@ -25,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link SsdScan#scan} (chunked SSD) against the per-timestep Mamba2 recurrence of spec §3.1 step 7, written out in
- * plain Java; and the full {@link Mamba2Mixer} inside a {@link NemotronV3BlockLayer} against a plain-Java reference
- * of spec §2 + §3.1 steps 2–9.
+ * {@link SsdScan#scan} (chunked SSD) against the per-timestep Mamba2 recurrence of docs/model.md, "Mamba2" step 6,
+ * written out in plain Java; and the full {@link Mamba2Mixer} inside a {@link NemotronV3BlockLayer} against a plain-Java reference
+ * of docs/model.md, "Backbone and block" and "Mamba2" steps 2–8.
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
 class SsdScanTest {
@@ -78,7 +78,7 @@ class SsdScanTest {
     }
 
     /**
-     * Spec §3.1 step 7, per head h with state S ∈ R^{P×N}, S_{-1} = 0:
+     * docs/model.md, "Mamba2" step 6, per head h with state S ∈ R^{P×N}, S_{-1} = 0:
      * S_t = exp(dt·A)·S_{t-1} + dt·x_t ⊗ B_t;  y_t = S_t·C_t;  head h reads group h / (nh/G).
      */
     static double[][][][] recurrence(INDArray x, INDArray dt, INDArray a, INDArray b, INDArray c) {
@@ -270,7 +270,10 @@ class SsdScanTest {
         }
     }
 
-    /** Spec §2 (pre-RMSNorm, residual) around spec §3.1 steps 2–9; input and output NCW [mb, H, T]. */
+    /**
+     * docs/model.md, "Backbone and block" (pre-RMSNorm, residual) around "Mamba2" steps 2–8; input and output NCW
+     * [mb, H, T].
+     */
     private static double[][][] mamba2BlockReference(NemotronV3Config cfg, Map<String, INDArray> p, INDArray input) {
         int mb = (int) input.size(0);
         int h = cfg.getHiddenSize();

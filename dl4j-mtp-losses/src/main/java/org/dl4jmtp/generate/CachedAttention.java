@@ -5,7 +5,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * Causal GQA attention without positional encoding (spec §3.2) over a KV cache: the n new queries attend to every
+ * Causal GQA attention without positional encoding (docs/model.md, "Attention") over a KV cache: the n new queries
+ * attend to every
  * cached position and, causally, to each other. Query head i reads kv head i / (nq/nkv).
  */
 final class CachedAttention implements CachedMixer {

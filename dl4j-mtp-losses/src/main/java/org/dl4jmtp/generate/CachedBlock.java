@@ -4,7 +4,7 @@ import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** One NemotronV3 block (spec §2), cached: {@code x + Mixer(RMSNorm(x))}. */
+/** One NemotronV3 block (docs/model.md, "Backbone and block"), cached: {@code x + Mixer(RMSNorm(x))}. */
 final class CachedBlock {
 
     private final ModelWeights weights;

@@ -9,7 +9,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Mamba2 mixer with a conv window and an SSM state (spec §3.1): in_proj split z | xBC | dt, causal depthwise conv
+ * Mamba2 mixer with a conv window and an SSM state (docs/model.md, "Mamba2"): in_proj split z | xBC | dt, causal
+ * depthwise conv
  * over [window ; new xBC rows] with SiLU, softplus time step, the selective-scan recurrence from the stored state,
  * D skip, gated group RMSNorm, out_proj. Long steps (prefill) are scanned in blocks of at most
  * {@link #maxBlock()} tokens, arranged so that the last block is the full one: that many trailing positions of a

@@ -2,7 +2,7 @@ package org.dl4jmtp.generate;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** Dense relu² MLP (spec §3.3): {@code down(relu(up(x))²)}; no state. */
+/** Dense relu² MLP (docs/model.md, "MLP"): {@code down(relu(up(x))²)}; no state. */
 final class CachedMlp implements CachedMixer {
 
     private final ModelWeights weights;

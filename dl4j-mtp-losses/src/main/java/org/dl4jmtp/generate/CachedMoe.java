@@ -10,7 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Mixture of experts (spec §3.4), sparse: sigmoid router, top-k on the biased scores (first index on ties, as the
+ * Mixture of experts (docs/model.md, "MoE"), sparse: sigmoid router, top-k on the biased scores (first index on ties,
+ * as the
  * graph's repeated argmax), weights from the unbiased scores normalised when {@code norm_topk_prob} and times
  * {@code routed_scaling_factor}; only the chosen experts run, each on the rows routed to it. Optional LatentMoE
  * projections, plus the shared expert on the full input. No state.

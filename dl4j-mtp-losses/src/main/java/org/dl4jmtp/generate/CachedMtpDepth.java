@@ -9,7 +9,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One physical MTP depth (spec §4.2–4.3), cached: {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first),
+ * One physical MTP depth (docs/model.md, "MTP depths"), cached: {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding
+ * first),
  * the sublayer blocks, then {@code final_layernorm}. Physical depth p's sublayer s is HF {@code mtp.layers.{p·P+s}}.
  */
 final class CachedMtpDepth {

@@ -3,7 +3,8 @@ package org.dl4jmtp.generate;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * The state of one Mamba2 block (spec §3.1, "Decode"): the conv window (pre-conv xBC rows of the last K−1 tokens,
+ * The state of one Mamba2 block (docs/model.md, "The chunked SSD scan", last paragraph): the conv window (pre-conv xBC
+ * rows of the last K−1 tokens,
  * zeros before the start) and the SSM state [nh, P, N]. Keeps the restore points of its last step: the window and
  * state before it, and the SSM state after each of its last tokens (as many as the last scan block held).
  */

@@ -9,7 +9,8 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Greedy MTP self-speculative decoding (spec §5), token-for-token the output of plain greedy decoding.
+ * Greedy MTP self-speculative decoding (docs/model.md, "Decoding"), token-for-token the output of plain greedy
+ * decoding.
  *
  * <p>Each round, with the accepted sequence x[0..L−1] (x[L−1] chosen but not yet fed to the main model):
  * <ol>

@@ -6,7 +6,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
- * The Mamba2 selective-scan recurrence of spec §3.1 step 7, continued from a stored state:
+ * The Mamba2 selective-scan recurrence of docs/model.md, "Mamba2" step 6, continued from a stored state:
  * <pre>
  * S_t = exp(dt_t·A)·S_{t-1} + dt_t·x_t ⊗ B_t        y_t = S_t·C_t          (per head; S is [P, N])
  * </pre>

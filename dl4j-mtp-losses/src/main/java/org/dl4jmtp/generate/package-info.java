@@ -1,5 +1,6 @@
 /**
- * Fast generation for NemotronV3 models with MTP heads (spec §5): a cached inference path and greedy MTP
+ * Fast generation for NemotronV3 models with MTP heads (docs/model.md, "Decoding"): a cached inference path and greedy
+ * MTP
  * self-speculative decoding, in plain ND4J on the trained graph's live parameter views.
  * <ul>
  *   <li>{@link org.dl4jmtp.generate.CachedNemotronV3}: per-block state (Mamba2 conv window + SSM state, attention

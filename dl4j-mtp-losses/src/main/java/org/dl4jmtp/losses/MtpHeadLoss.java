@@ -11,7 +11,8 @@ import java.util.Arrays;
 import java.util.function.Supplier;
 
 /**
- * The loss of {@link MtpLossLayer} ({@link MtpLossMath}, spec §4.4) with plain ND4J ops and its gradient written out:
+ * The loss of {@link MtpLossLayer} ({@link MtpLossMath}, docs/model.md, "Loss") with plain ND4J ops and its gradient
+ * written out:
  * per depth one {@code [n, H]·[H, V]} product, a softmax in place, and {@code dL/dlogits = c·(softmax − onehot)}, so there is no
  * log-softmax and no op-by-op backward. Targets, counts and the per-row losses are worked out on the host (n values).
  *

@@ -7,7 +7,8 @@ import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 
 /**
- * The MTP loss (spec §4.4) as SameDiff: shared LM head on every depth's hidden state, per-depth cross-entropy with
+ * The MTP loss (docs/model.md, "Loss") as SameDiff: shared LM head on every depth's hidden state, per-depth
+ * cross-entropy with
  * pre-shifted labels (-100 = ignore), depth-d targets = labels rolled left d with the last d positions ignored (and,
  * when document ids are given, every target whose document differs from the position's), and
  * {@code total = L_main + (λ/D)·Σ_d L_d} with every CE sum divided by N = #main labels (NeMo Automodel) or, per depth,

@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Every output, loss and gradient against ../shared/fixtures/tiny-hybrid (computed by the reference in float64). */
 class FixtureParityTest {
 
-    /** The expected tensors are float64 results rounded to float32: compare with the spec's 1e-6 in double. */
+    /** The expected tensors are float64 results rounded to float32: compare with the README's 1e-6 in double. */
     private static final double DOUBLE_TOL = 1e-6;
     private static final double FLOAT_TOL = 1e-4;
 

@@ -5,8 +5,9 @@ import org.dl4jmtp.config.NemotronV3Config;
 import java.util.Locale;
 
 /**
- * Model presets of the {@code train} command, as HF configs: {@code tiny} (default, trains on 2 CPU cores in minutes,
- * every block type plus MTP) and {@code small} (the shared benchmark's small model: H=128, 8 layers).
+ * Model presets of the {@code train} command, as HF configs: {@code tiny} (default, trains on 2 CPU cores in minutes;
+ * Mamba2, attention and MoE blocks, no dense MLP block, plus MTP) and {@code small} (the {@code bench} command's small
+ * model: H=128, 8 layers).
  */
 public final class Presets {
 
@@ -40,7 +41,7 @@ public final class Presets {
                 + "\"bos_token_id\": 1, \"eos_token_id\": 2, \"pad_token_id\": 0}");
     }
 
-    /** The benchmark's small model (../shared/bench/presets.json): H=128, M*MEM*ME, 8 experts top-2, MTP "*E". */
+    /** The benchmark's small model (preset {@code small} of {@code bench}): H=128, M*MEM*ME, 8 experts top-2, MTP "*E". */
     public static NemotronV3Config small() {
         return NemotronV3Config.fromJsonString("{"
                 + "\"model_type\": \"nemotron_h\", \"vocab_size\": 256, \"hidden_size\": 128,"

@@ -10,7 +10,8 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import java.util.Map;
 
 /**
- * Causal grouped-query attention (spec §3.2, same math as {@link AttentionMixer}) on token rows with its hand-written
+ * Causal grouped-query attention (docs/model.md, "Attention"; same math as {@link AttentionMixer}) on token rows with
+ * its hand-written
  * backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to [B, nkv, r·T, hd] and
  * every product is one batched matmul per kv head, without repeating K and V.
  */

@@ -2,7 +2,8 @@ package org.dl4jmtp.layers.explicit;
 
 /**
  * The routing of one MoE forward pass, computed on the host (E is small, n·E values): each token's top-k experts on
- * {@code score + correction bias}, their weights from the unbiased scores (spec §3.4), and the dispatch plan that
+ * {@code score + correction bias}, their weights from the unbiased scores (docs/model.md, "MoE"), and the dispatch plan
+ * that
  * sorts the n·k (token, expert) assignments by expert so that each expert's tokens are one contiguous block of rows.
  *
  * <p>Selection matches the SameDiff MoE ({@code M21Workarounds.topKMask}): k rounds of argmax, the lowest index

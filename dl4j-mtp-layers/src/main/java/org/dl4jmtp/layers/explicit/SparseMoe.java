@@ -11,7 +11,8 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import java.util.Map;
 
 /**
- * The MoE mixer (spec §3.4, same math as {@link MoeMixer}) on token rows with its hand-written backprop, each expert
+ * The MoE mixer (docs/model.md, "MoE"; same math as {@link MoeMixer}) on token rows with its hand-written backprop,
+ * each expert
  * computed only on the tokens routed to it: the n·k (token, expert) rows are gathered in expert order
  * ({@link MoeRouting}), each expert is two GEMMs on its contiguous block, and each token sums its k weighted rows.
  * Parameter and gradient maps use {@link MoeMixer}'s keys below {@code prefix}.
