@@ -72,7 +72,7 @@ public final class FullRecomputeDecoder implements TokenDecoder {
                 for (int d = 1; d <= draftDepths; d++) {
                     NemotronV3ForCausalLM.ForwardResult r = forward(extended);   // length n + d
                     if (d == 1) {
-                        next = r;
+                        next = r;                   // the forward over seq ++ [g]: the next step's
                     }
                     stepDrafts[d - 1] = Sampler.greedy().next(at(r.mtpLogits().get(d - 1), n - 1));
                     extended = append(extended, stepDrafts[d - 1]);
