@@ -4,10 +4,14 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.generate.CachedGreedyDecoder;
+import org.dl4jmtp.generate.CachedNemotronV3;
+import org.dl4jmtp.generate.FullRecomputeDecoder;
+import org.dl4jmtp.generate.GenerationResult;
+import org.dl4jmtp.generate.Sampler;
+import org.dl4jmtp.generate.SpeculativeDecoder;
+import org.dl4jmtp.generate.TokenDecoder;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -18,16 +22,13 @@ import picocli.CommandLine.Spec;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
- * {@code generate}: greedy decoding with the main head, recomputing the full forward at every step (B = 1, no cache),
- * optionally with the argmax draft of every MTP depth at every step.
- *
- * <p>Drafts follow the reference definition: at step s with the sequence so far {@code seq} (length n) and the
- * greedy token g, the draft of depth d is the argmax of {@code logits_mtp_d} at position n-1 of a forward over
- * {@code ext = seq ++ [g] ++ drafts[0:d-1]} (length n+d). The forward over {@code seq ++ [g]} made for depth 1 is the
- * forward of the next step's sequence, so it is reused for the next greedy token.
+ * {@code generate}: parses the options, decodes with the library's decoders and prints JSON. Greedy decoding runs on
+ * the cached path ({@link CachedGreedyDecoder}, or {@link SpeculativeDecoder}); sampling, {@code --show-drafts} and
+ * {@code --no-cache} recompute the full forward at every step ({@link FullRecomputeDecoder}).
  */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Greedy or sampled decoding (main head, full recomputation per step, batch 1); prints"
@@ -110,7 +111,10 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxNewTokens < 1) {
             throw new UserException("--max-new-tokens must be >= 1, got " + maxNewTokens);
         }
-        if (!(temperature >= 0 && Double.isFinite(temperature)) || topK < 0) {
+        Sampler sampler;
+        try {
+            sampler = Sampler.of(temperature, topK, seed);
+        } catch (IllegalArgumentException e) {
             throw new ParameterException(cl, "--temperature must be finite and >= 0, --top-k >= 0");
         }
         if (showDrafts && temperature > 0) {
@@ -162,90 +166,51 @@ final class GenerateCommand implements Callable<Integer> {
         if (speculative > 0 && depths == 0) {
             throw new UserException("--speculative drafts with the MTP depths, but MTP is off for this checkpoint");
         }
+        int[] ids = promptIds.stream().mapToInt(Long::intValue).toArray();
+        Set<Integer> stops = stopAtEos ? model.eosTokenIds() : Set.of();
         if (cachedPath) {
-            printCached(cl, model, promptIds, textTokenizer, config);
-            return 0;
+            CachedNemotronV3 cached = CachedNemotronV3.of(model);
+            TokenDecoder decoder = speculative > 0 ? new SpeculativeDecoder(cached, speculative)
+                    : new CachedGreedyDecoder(cached);
+            print(cl, promptIds, decoder.name(), decoder.generate(ids, maxNewTokens, stops), textTokenizer);
+        } else {
+            FullRecomputeDecoder full = new FullRecomputeDecoder(model, sampler);
+            print(cl, promptIds, null, showDrafts ? full.generateWithDrafts(ids, maxNewTokens, stops)
+                    : full.generate(ids, maxNewTokens, stops), textTokenizer);
         }
-
-        List<Long> seq = new ArrayList<>(promptIds);
-        List<Long> generated = new ArrayList<>();
-        List<List<Long>> drafts = new ArrayList<>();
-        NemotronV3ForCausalLM.ForwardResult current = model.forward(ids(seq));
-        TokenSampler sampler = new TokenSampler(temperature, topK, seed);
-        for (int step = 0; step < maxNewTokens; step++) {
-            int n = seq.size();
-            long token = sampler.next(current.mainLogits(), n - 1);
-            NemotronV3ForCausalLM.ForwardResult next = null;
-            if (showDrafts) {
-                List<Long> ext = new ArrayList<>(seq);
-                ext.add(token);
-                List<Long> stepDrafts = new ArrayList<>();
-                for (int d = 1; d <= depths; d++) {
-                    // ext has length n + d here
-                    NemotronV3ForCausalLM.ForwardResult r = model.forward(ids(ext));
-                    if (d == 1) {
-                        next = r; // = the forward over the next step's sequence seq ++ [token]
-                    }
-                    long draft = argmax(r.mtpLogits().get(d - 1), n - 1);
-                    stepDrafts.add(draft);
-                    ext.add(draft);
-                }
-                drafts.add(stepDrafts);
-            }
-            seq.add(token);
-            generated.add(token);
-            if (stopAtEos && config.getEosTokenIds() != null && config.getEosTokenIds().contains((int) token)) {
-                break;
-            }
-            if (step + 1 < maxNewTokens) {
-                current = next != null ? next : model.forward(ids(seq));
-            }
-        }
-
-        ObjectNode out = Json.object();
-        ArrayNode promptArray = out.putArray("prompt");
-        promptIds.forEach(promptArray::add);
-        ArrayNode gen = out.putArray("generated");
-        generated.forEach(gen::add);
-        if (showDrafts) {
-            ArrayNode all = out.putArray("drafts");
-            for (List<Long> stepDrafts : drafts) {
-                ArrayNode a = all.addArray();
-                stepDrafts.forEach(a::add);
-            }
-        }
-        if (textTokenizer != null) {
-            out.put("prompt_text", prompt.text);
-            int[] ids = generated.stream().mapToInt(Long::intValue).toArray();
-            out.put("generated_text", textTokenizer.decode(ids));
-        }
-        cl.getOut().println(Json.write(out));
-        cl.getOut().flush();
         return 0;
     }
 
-    /** Greedy decoding through the cache, plain or speculative. */
-    private void printCached(CommandLine cl, NemotronV3ForCausalLM model, List<Long> promptIds,
-                             org.dl4jmtp.examples.data.Tokenizer textTokenizer, NemotronV3Config config) {
-        org.dl4jmtp.generate.CachedNemotronV3 cached = org.dl4jmtp.generate.CachedNemotronV3.of(model);
-        org.dl4jmtp.generate.TokenDecoder decoder = speculative > 0
-                ? new org.dl4jmtp.generate.SpeculativeDecoder(cached, speculative)
-                : new org.dl4jmtp.generate.CachedGreedyDecoder(cached);
-        java.util.Set<Integer> stops = stopAtEos && config.getEosTokenIds() != null
-                ? new java.util.HashSet<>(config.getEosTokenIds()) : java.util.Set.of();
-        org.dl4jmtp.generate.GenerationResult result = decoder.generate(
-                promptIds.stream().mapToInt(Long::intValue).toArray(), maxNewTokens, stops);
+    /**
+     * The JSON line of one generation. Full recomputation ({@code mode} null) prints neither mode nor speed, as it
+     * did before the cached path existed.
+     */
+    private void print(CommandLine cl, List<Long> promptIds, String mode, GenerationResult result,
+                       org.dl4jmtp.examples.data.Tokenizer textTokenizer) {
         ObjectNode out = Json.object();
-        out.put("mode", decoder.name());
+        if (mode != null) {
+            out.put("mode", mode);
+        }
         ArrayNode promptArray = out.putArray("prompt");
         promptIds.forEach(promptArray::add);
         ArrayNode gen = out.putArray("generated");
         for (int token : result.tokens()) {
             gen.add(token);
         }
-        out.put("tokens_per_s", result.tokensPerSecond());
+        if (mode != null) {
+            out.put("tokens_per_s", result.tokensPerSecond());
+        }
         if (result.stats() != null) {
             out.set("speculative", Json.MAPPER.valueToTree(result.stats().toJsonMap()));
+        }
+        if (showDrafts) {
+            ArrayNode all = out.putArray("drafts");
+            for (int[] stepDrafts : result.drafts()) {
+                ArrayNode a = all.addArray();
+                for (int draft : stepDrafts) {
+                    a.add(draft);
+                }
+            }
         }
         if (textTokenizer != null) {
             out.put("prompt_text", prompt.text);
@@ -274,26 +239,5 @@ final class GenerateCommand implements Callable<Integer> {
     private org.dl4jmtp.examples.data.Tokenizer tokenizer() throws java.io.IOException {
         return "byte".equals(tokenizer) ? new org.dl4jmtp.examples.data.ByteTokenizer()
                 : new org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer(java.nio.file.Path.of(tokenizer));
-    }
-
-    private static INDArray ids(List<Long> tokens) {
-        long[][] row = new long[1][tokens.size()];
-        for (int i = 0; i < tokens.size(); i++) {
-            row[0][i] = tokens.get(i);
-        }
-        return Nd4j.createFromArray(row);
-    }
-
-    /** argmax over the vocabulary of logits [1, T, V] at position t (the first maximum on ties). */
-    static long argmax(INDArray logits, int t) {
-        double[] row = logits.get(NDArrayIndex.point(0), NDArrayIndex.point(t), NDArrayIndex.all())
-                .castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE).toDoubleVector();
-        int best = 0;
-        for (int v = 1; v < row.length; v++) {
-            if (row[v] > row[best]) {
-                best = v;
-            }
-        }
-        return best;
     }
 }

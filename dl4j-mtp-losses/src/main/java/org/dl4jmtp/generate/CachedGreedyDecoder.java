@@ -3,13 +3,24 @@ package org.dl4jmtp.generate;
 import java.util.List;
 import java.util.Set;
 
-/** Plain greedy decoding on the cached path: prefill the prompt in one pass, then one token per step. */
+/**
+ * Plain decoding on the cached path: prefill the prompt in one pass, then one token per step, each picked by a
+ * {@link Sampler} (greedy by default).
+ */
 public final class CachedGreedyDecoder implements TokenDecoder {
 
     private final CachedNemotronV3 model;
+    private final Sampler sampler;
 
+    /** Greedy decoding. */
     public CachedGreedyDecoder(CachedNemotronV3 model) {
+        this(model, Sampler.greedy());
+    }
+
+    /** Decoding with the tokens picked by the sampler. */
+    public CachedGreedyDecoder(CachedNemotronV3 model, Sampler sampler) {
         this.model = model;
+        this.sampler = sampler;
     }
 
     @Override
@@ -18,18 +29,19 @@ public final class CachedGreedyDecoder implements TokenDecoder {
         EmittedTokens emitted = new EmittedTokens(maxNewTokens, stopTokenIds);
         if (maxNewTokens > 0) {
             DecoderCache cache = model.newCache();
-            int next = model.step(prompt, cache).lastGreedyToken();
+            int next = model.step(prompt, cache).lastToken(sampler);
             emitted.add(next);
             while (!emitted.done()) {
-                next = model.step(new int[]{next}, cache).lastGreedyToken();
+                next = model.step(new int[]{next}, cache).lastToken(sampler);
                 emitted.add(next);
             }
         }
         return new GenerationResult(emitted.toArray(), System.nanoTime() - start, null, List.of());
     }
 
+    /** {@code cached_greedy}, or {@code cached_sampled} with a sampling Sampler. */
     @Override
     public String name() {
-        return "cached_greedy";
+        return sampler.isGreedy() ? "cached_greedy" : "cached_sampled";
     }
 }

@@ -75,30 +75,4 @@ final class RowOps {
                 && x.data().length() == x.length();
         return (ownsBuffer ? x : x.dup('c')).data().asDouble();
     }
-
-    /** Index of the largest entry of a vector; the first one on ties (as torch.argmax). */
-    static int argmax(INDArray vector) {
-        return argmax(values(vector), 0, (int) vector.length());
-    }
-
-    /** Greedy token of every row of logits [n, V]. */
-    static int[] argmaxRows(INDArray logits) {
-        double[] v = values(logits);
-        int vocab = (int) logits.size(1);
-        int[] out = new int[(int) logits.size(0)];
-        for (int r = 0; r < out.length; r++) {
-            out[r] = argmax(v, r * vocab, vocab);
-        }
-        return out;
-    }
-
-    private static int argmax(double[] v, int from, int length) {
-        int best = 0;
-        for (int i = 1; i < length; i++) {
-            if (v[from + i] > v[from + best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 }

@@ -11,14 +11,28 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 public record StepOutput(INDArray logits, INDArray hidden) {
 
+    /** The token the sampler picks at each of the n rows, in order. */
+    public int[] tokens(Sampler sampler) {
+        int[] out = new int[(int) logits.size(0)];
+        for (int r = 0; r < out.length; r++) {
+            out[r] = sampler.next(RowOps.rows(logits, r, r + 1));
+        }
+        return out;
+    }
+
+    /** The token the sampler picks at the last row. */
+    public int lastToken(Sampler sampler) {
+        long n = logits.size(0);
+        return sampler.next(RowOps.rows(logits, n - 1, n));
+    }
+
     /** Greedy token of each of the n rows. */
     public int[] greedyTokens() {
-        return RowOps.argmaxRows(logits);
+        return tokens(Sampler.greedy());
     }
 
     /** Greedy token of the last row. */
     public int lastGreedyToken() {
-        int[] all = greedyTokens();
-        return all[all.length - 1];
+        return lastToken(Sampler.greedy());
     }
 }

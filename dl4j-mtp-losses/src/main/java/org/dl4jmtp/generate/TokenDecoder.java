@@ -2,7 +2,7 @@ package org.dl4jmtp.generate;
 
 import java.util.Set;
 
-/** Greedy text generation from a prompt of token ids. */
+/** Text generation from a prompt of token ids. */
 public interface TokenDecoder {
 
     /**

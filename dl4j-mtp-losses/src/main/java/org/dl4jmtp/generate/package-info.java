@@ -7,7 +7,8 @@
  *   KV cache) for the backbone and for every MTP depth; {@code step} (main model: logits and hidden after norm_f)
  *   and {@code mtpStep} (depth d: (h^{d−1}_t, x[t+d]) → h^d and logits), equal to the graph's full forward.</li>
  *   <li>{@link org.dl4jmtp.generate.TokenDecoder}s: {@link org.dl4jmtp.generate.FullRecomputeDecoder} (reference,
- *   {@code model.forward} on the whole sequence every step), {@link org.dl4jmtp.generate.CachedGreedyDecoder} and
+ *   {@code model.forward} on the whole sequence every step), {@link org.dl4jmtp.generate.CachedGreedyDecoder} (both
+ *   greedy or sampling through a {@link org.dl4jmtp.generate.Sampler}) and
  *   {@link org.dl4jmtp.generate.SpeculativeDecoder} (k drafts, one verify step, rollback; output identical to
  *   greedy), with {@link org.dl4jmtp.generate.SpeculativeStats} in vLLM's vocabulary.</li>
  *   <li>{@link org.dl4jmtp.generate.DecodeBenchmark}: the three modes on one prompt set, as

@@ -3,6 +3,10 @@ package org.dl4jmtp.model;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.generate.CachedGreedyDecoder;
+import org.dl4jmtp.generate.CachedNemotronV3;
+import org.dl4jmtp.generate.GenerationResult;
+import org.dl4jmtp.generate.Sampler;
 import org.dl4jmtp.io.HfStateDictAdapter;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsDType;
@@ -21,6 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -29,6 +34,7 @@ import java.util.TreeMap;
  * var model = NemotronV3ForCausalLM.fromPretrained(dir, LoadOptions.defaults());
  * var out = model.forward(inputIds);                 // main logits, per-depth logits, hidden states
  * var losses = model.loss(inputIds, labels);         // total, main and per-depth losses, counts
+ * var tokens = model.generate(promptIds, 32, Sampler.of(0.8, 40, 42)).tokens();   // or Sampler.greedy()
  * </pre>
  * {@link #graph()} is an ordinary DL4J {@link ComputationGraph} (fit, listeners, ModelSerializer);
  * {@link #save(Path, boolean)} writes an HF checkpoint ({@code config.json} + {@code model.safetensors}).
@@ -146,6 +152,25 @@ public final class NemotronV3ForCausalLM {
             mtpLogits.add(logits(hidden, weight));
         }
         return new ForwardResult(logits(hiddenFinal, weight), hiddenFinal, mtpLogits, mtpHidden);
+    }
+
+    /**
+     * Up to {@code maxNewTokens} tokens after the prompt, each picked by the sampler, on the cached path
+     * ({@link CachedNemotronV3}: Mamba states and KV cache instead of a full forward per step).
+     */
+    public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler) {
+        return generate(promptIds, maxNewTokens, sampler, false);
+    }
+
+    /** As {@link #generate(int[], int, Sampler)}; with stopAtEos it ends after the first of {@link #eosTokenIds()}. */
+    public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler, boolean stopAtEos) {
+        Set<Integer> stops = stopAtEos ? eosTokenIds() : Set.of();
+        return new CachedGreedyDecoder(CachedNemotronV3.of(this), sampler).generate(promptIds, maxNewTokens, stops);
+    }
+
+    /** The config's eos_token_id (empty when it has none). */
+    public Set<Integer> eosTokenIds() {
+        return config.getEosTokenIds() == null ? Set.of() : Set.copyOf(config.getEosTokenIds());
     }
 
     /** Total, main and per-depth losses of a batch (input ids and pre-shifted labels [B, T], -100 = ignore). */
