@@ -72,7 +72,8 @@ final class InfoCommand implements Callable<Integer> {
     boolean json;
 
     @Option(names = "--seq-len", paramLabel = "T", defaultValue = "4096",
-            description = "Sequence length of the attention and SSD terms of train_flops_per_token (default: ${DEFAULT-VALUE}).")
+            description = "Sequence length of the attention and SSD terms of train_flops_per_token"
+                    + " (default: ${DEFAULT-VALUE}).")
     int seqLen;
 
     @Mixin
@@ -331,7 +332,8 @@ final class InfoCommand implements Callable<Integer> {
 
     private static String memory(long params, int copies) {
         return WEIGHT_BYTES.stream()
-                .map(e -> String.format("%.1f GiB %s", copies * params * e.getValue() / (double) (1L << 30), e.getKey()))
+                .map(e -> String.format("%.1f GiB %s", copies * params * e.getValue() / (double) (1L << 30),
+                        e.getKey()))
                 .collect(Collectors.joining(", "));
     }
 

@@ -445,8 +445,8 @@ public class NemotronV3Config {
                 "mamba_dt_min", "time_step_max", "mamba_dt_max", "time_step_floor", "mamba_dt_init_floor",
                 "time_step_limit", "mamba_dt_limit", "intermediate_size", "mlp_hidden_act", "mlp_bias",
                 "n_routed_experts", "num_local_experts", "n_shared_experts", "num_experts_per_tok",
-                "moe_intermediate_size", "moe_shared_expert_intermediate_size", "moe_latent_size", "n_group", "topk_group",
-                "routed_scaling_factor", "norm_topk_prob", "layer_norm_epsilon", "initializer_range",
+                "moe_intermediate_size", "moe_shared_expert_intermediate_size", "moe_latent_size", "n_group",
+                "topk_group", "routed_scaling_factor", "norm_topk_prob", "layer_norm_epsilon", "initializer_range",
                 "rescale_prenorm_residual", "residual_in_fp32", "tie_word_embeddings", "num_nextn_predict_layers",
                 "mtp_hybrid_override_pattern", "mtp_layers_block_type", "bos_token_id", "eos_token_id",
                 "pad_token_id");

@@ -47,8 +47,8 @@ public final class ParameterCount {
      * experts in every MoE layer of the backbone and of the MTP depths (embeddings stay counted)
      */
     public static long activePerToken(NemotronV3Config c) {
-        long moeLayers = c.countLayers(BlockType.MOE) + (long) c.getNumNextnPredictLayers() * count(c.getMtpLayerTypes(),
-                BlockType.MOE);
+        long moeLayers = c.countLayers(BlockType.MOE)
+                + (long) c.getNumNextnPredictLayers() * count(c.getMtpLayerTypes(), BlockType.MOE);
         if (moeLayers == 0) {
             return total(c);
         }

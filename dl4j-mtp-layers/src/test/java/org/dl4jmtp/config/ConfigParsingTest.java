@@ -240,11 +240,12 @@ class ConfigParsingTest {
 
     @Test
     void olderFieldNamesOfPublishedConfigs() {
-        // Nemotron-H 8B: attention_head_dim, hidden_act and rms_norm_eps; Nemotron 3: norm_eps beside layer_norm_epsilon
+        // Nemotron-H 8B: attention_head_dim, hidden_act, rms_norm_eps; Nemotron 3: norm_eps beside layer_norm_epsilon
         NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWithout("mlp_hidden_act")
                 .replace("\"head_dim\": 8", "\"attention_head_dim\": 8")
                 .replace("\"layer_norm_epsilon\": 1e-05", "\"rms_norm_eps\": 1e-06, \"norm_eps\": 1e-04")
-                .replace("\"model_type\": \"nemotron_h\",", "\"model_type\": \"nemotron_h\", \"hidden_act\": \"relu2\","));
+                .replace("\"model_type\": \"nemotron_h\",",
+                        "\"model_type\": \"nemotron_h\", \"hidden_act\": \"relu2\","));
         assertEquals(8, c.getHeadDim());
         assertEquals("relu2", c.getMlpHiddenAct());
         assertEquals(1e-6, c.getLayerNormEpsilon(), "rms_norm_eps before norm_eps");
