@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
 import java.util.stream.Stream;
@@ -206,6 +207,45 @@ class Dl4jMtpCliTest {
         assertTrue(r.out().contains("M*ME-M"), r.out());
         assertTrue(r.out().matches("(?s).*loads strictly:\\s+yes.*"), r.out());
         assertTrue(r.out().matches("(?s).*mtp:\\s+2 physical depth.*pattern \\*E.*"), r.out());
+    }
+
+    @Test
+    void infoConfigAloneMatchesTheCheckpointAndItsGraph() throws IOException {
+        Run fromConfig = run("info", "--config", fixture().resolve("config.json").toString(), "--json");
+        assertEquals(0, fromConfig.exitCode(), fromConfig.describe());
+        Run fromCheckpoint = run("info", "--checkpoint", fixture().toString(), "--json");
+        assertEquals(0, fromCheckpoint.exitCode(), fromCheckpoint.describe());
+        JsonNode config = fromConfig.json();
+        JsonNode checkpoint = fromCheckpoint.json();
+        assertFalse(config.has("checkpoint_tensors"), "no weights are read");
+        for (String key : List.of("pattern", "layer_types", "layers_by_type", "mtp_pattern", "mtp_physical_depths",
+                "params_total", "params_mtp", "params_active_per_token", "train_flops_per_token", "memory_bytes")) {
+            assertEquals(checkpoint.get(key), config.get(key), key);
+        }
+        // the graph holds the parameters and the routers' correction-bias buffers
+        assertEquals(checkpoint.get("parameters").asLong() - checkpoint.get("frozen_buffer_parameters").asLong(),
+                config.get("params_total").asLong());
+        long mtpMoeLayers = config.get("mtp_physical_depths").asLong()
+                * config.get("mtp_pattern").asText().chars().filter(ch -> ch == 'E').count();
+        assertEquals(checkpoint.get("mtp_parameters").asLong() - mtpMoeLayers * config.get("n_routed_experts").asLong(),
+                config.get("params_mtp").asLong());
+        long total = config.get("params_total").asLong();
+        assertTrue(config.get("params_active_per_token").asLong() < total);
+        assertEquals(16 * total, config.get("memory_bytes").get("training").get("float32").asLong());
+        assertEquals(2 * total, config.get("memory_bytes").get("inference").get("bfloat16").asLong());
+    }
+
+    @Test
+    void infoNeedsExactlyOneOfCheckpointAndConfig() {
+        assertEquals(2, run("info").exitCode());
+        Run both = run("info", "--checkpoint", fixture().toString(), "--config",
+                fixture().resolve("config.json").toString());
+        assertEquals(2, both.exitCode(), both.describe());
+        assertTrue(both.err().contains("mutually exclusive"), both.err());
+        Run text = run("info", "--config", fixture().resolve("config.json").toString());
+        assertEquals(0, text.exitCode(), text.describe());
+        assertTrue(text.out().matches("(?s).*layers:.*\\n\\s+0\\s+M \\* M E - M\\n.*"), text.out());
+        assertTrue(text.out().matches("(?s).*memory, training:.*float32.*bfloat16.*"), text.out());
     }
 
     // ---- errors: a message naming the problem, no stack trace ----

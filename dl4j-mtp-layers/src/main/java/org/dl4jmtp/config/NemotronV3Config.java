@@ -437,20 +437,23 @@ public class NemotronV3Config {
         /** Every key the reader consumes (canonical names and aliases); extraFields must not shadow them. */
         private static final Set<String> KNOWN_KEYS = Set.of(
                 "model_type", "vocab_size", "hidden_size", "num_hidden_layers", "hybrid_override_pattern",
-                "layers_block_type", "num_attention_heads", "num_key_value_heads", "head_dim", "attention_bias",
+                "layers_block_type", "layer_types", "num_attention_heads", "num_key_value_heads", "head_dim",
+                "attention_head_dim", "attention_bias",
                 "mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "mamba_n_groups", "conv_kernel",
                 "mamba_d_conv", "expand", "mamba_expand", "chunk_size", "mamba_chunk_size", "use_conv_bias",
                 "mamba_conv_bias", "use_bias", "mamba_proj_bias", "mamba_hidden_act", "time_step_min",
                 "mamba_dt_min", "time_step_max", "mamba_dt_max", "time_step_floor", "mamba_dt_init_floor",
                 "time_step_limit", "mamba_dt_limit", "intermediate_size", "mlp_hidden_act", "mlp_bias",
-                "n_routed_experts", "n_shared_experts", "num_experts_per_tok", "moe_intermediate_size",
-                "moe_shared_expert_intermediate_size", "moe_latent_size", "n_group", "topk_group",
-                "routed_scaling_factor", "norm_topk_prob", "layer_norm_epsilon", "initializer_range",
+                "n_routed_experts", "num_local_experts", "n_shared_experts", "num_experts_per_tok",
+                "moe_intermediate_size", "moe_shared_expert_intermediate_size", "moe_latent_size", "n_group",
+                "topk_group", "routed_scaling_factor", "norm_topk_prob", "layer_norm_epsilon", "initializer_range",
                 "rescale_prenorm_residual", "residual_in_fp32", "tie_word_embeddings", "num_nextn_predict_layers",
                 "mtp_hybrid_override_pattern", "mtp_layers_block_type", "bos_token_id", "eos_token_id",
                 "pad_token_id");
 
         private final ObjectNode rest;
+        /** MoE fields given as null, see {@link #moeValue}. */
+        private final List<String> nullMoeFields = new ArrayList<>();
 
         private Json(ObjectNode rest) {
             this.rest = rest;
@@ -496,8 +499,10 @@ public class NemotronV3Config {
             readBackbonePattern(c);
 
             c.setNumAttentionHeads(integer("num_attention_heads", c.getNumAttentionHeads()));
-            c.setNumKeyValueHeads(integer("num_key_value_heads", c.getNumKeyValueHeads()));
-            c.setHeadDim(integer("head_dim", c.getHeadDim()));
+            // HF: a null num_key_value_heads means multi-head attention
+            Integer kvHeads = nullableInteger("num_key_value_heads", c.getNumKeyValueHeads());
+            c.setNumKeyValueHeads(kvHeads != null ? kvHeads : c.getNumAttentionHeads());
+            c.setHeadDim(integer("head_dim", c.getHeadDim(), "attention_head_dim"));
             c.setAttentionBias(bool("attention_bias", c.isAttentionBias()));
 
             c.setMambaNumHeads(integer("mamba_num_heads", c.getMambaNumHeads()));
@@ -516,28 +521,36 @@ public class NemotronV3Config {
             c.setTimeStepLimit(timeStepLimit(c.getTimeStepLimit()));
 
             c.setIntermediateSize(integer("intermediate_size", c.getIntermediateSize()));
-            c.setMlpHiddenAct(text("mlp_hidden_act", c.getMlpHiddenAct()));
+            c.setMlpHiddenAct(text(firstPresent("mlp_hidden_act", "hidden_act"), c.getMlpHiddenAct()));
             c.setMlpBias(bool("mlp_bias", c.isMlpBias()));
 
-            c.setNRoutedExperts(integer("n_routed_experts", c.getNRoutedExperts()));
-            c.setNSharedExperts(integer("n_shared_experts", c.getNSharedExperts()));
-            c.setNumExpertsPerTok(integer("num_experts_per_tok", c.getNumExpertsPerTok()));
-            c.setMoeIntermediateSize(integer("moe_intermediate_size", c.getMoeIntermediateSize()));
+            c.setNRoutedExperts(moeInteger("n_routed_experts", c.getNRoutedExperts(), "num_local_experts"));
+            c.setNSharedExperts(moeInteger("n_shared_experts", c.getNSharedExperts()));
+            c.setNumExpertsPerTok(moeInteger("num_experts_per_tok", c.getNumExpertsPerTok()));
+            c.setMoeIntermediateSize(moeInteger("moe_intermediate_size", c.getMoeIntermediateSize()));
             c.setMoeSharedExpertIntermediateSize(
-                    integer("moe_shared_expert_intermediate_size", c.getMoeSharedExpertIntermediateSize()));
+                    moeInteger("moe_shared_expert_intermediate_size", c.getMoeSharedExpertIntermediateSize()));
             c.setMoeLatentSize(nullableInteger("moe_latent_size", c.getMoeLatentSize()));
-            c.setNGroup(integer("n_group", c.getNGroup()));
-            c.setTopkGroup(integer("topk_group", c.getTopkGroup()));
-            c.setRoutedScalingFactor(dbl("routed_scaling_factor", c.getRoutedScalingFactor()));
-            c.setNormTopkProb(bool("norm_topk_prob", c.isNormTopkProb()));
+            c.setNGroup(moeInteger("n_group", c.getNGroup()));
+            c.setTopkGroup(moeInteger("topk_group", c.getTopkGroup()));
+            JsonNode scaling = moeValue("routed_scaling_factor");
+            c.setRoutedScalingFactor(scaling == null ? c.getRoutedScalingFactor()
+                    : toDouble(scaling, "routed_scaling_factor"));
+            JsonNode normTopk = moeValue("norm_topk_prob");
+            c.setNormTopkProb(normTopk == null ? c.isNormTopkProb() : toBoolean(normTopk, "norm_topk_prob"));
 
-            c.setLayerNormEpsilon(dbl("layer_norm_epsilon", c.getLayerNormEpsilon()));
+            c.setLayerNormEpsilon(dbl(firstPresent("layer_norm_epsilon", "rms_norm_eps", "norm_eps"),
+                    c.getLayerNormEpsilon()));
             c.setInitializerRange(dbl("initializer_range", c.getInitializerRange()));
             c.setRescalePrenormResidual(bool("rescale_prenorm_residual", c.isRescalePrenormResidual()));
             c.setResidualInFp32(bool("residual_in_fp32", c.isResidualInFp32()));
             c.setTieWordEmbeddings(bool("tie_word_embeddings", c.isTieWordEmbeddings()));
 
             readMtpPattern(c);
+            if (!nullMoeFields.isEmpty() && c.usesBlockType(BlockType.MOE)) {
+                throw new IllegalArgumentException(String.join(", ", nullMoeFields) + " must be set (not null):"
+                        + " the layer pattern has MoE layers");
+            }
 
             c.setBosTokenId(nullableInteger("bos_token_id", c.getBosTokenId()));
             c.setEosTokenIds(eosTokenIds(c.getEosTokenIds()));
@@ -552,15 +565,22 @@ public class NemotronV3Config {
             JsonNode pattern = take("hybrid_override_pattern");
             List<BlockType> fromPattern = isAbsent(pattern) ? null
                     : MtpLayerPattern.parseBackbone(string(pattern, "hybrid_override_pattern"));
-            List<BlockType> fromList = blockTypeList(take("layers_block_type"), "layers_block_type", false);
+            List<BlockType> fromList = blockTypeList(take("layers_block_type", "layer_types"), "layers_block_type",
+                    false);
             List<BlockType> types = agree(fromPattern, "hybrid_override_pattern", fromList, "layers_block_type");
             if (types == null) {
                 throw new IllegalArgumentException(
                         "hybrid_override_pattern / layers_block_type: config.json has neither; layer types are required");
             }
             c.setLayerTypes(new ArrayList<>(types));
-            // Newest HF derives num_hidden_layers from the pattern; a disagreement is reported by validate().
-            c.setNumHiddenLayers(integer("num_hidden_layers", types.size()));
+            // Newest HF derives num_hidden_layers from the layer types and only warns about a stale value.
+            Integer declared = nullableInteger("num_hidden_layers", null);
+            if (declared != null && declared != types.size()) {
+                System.err.println("Warning: config.json: num_hidden_layers (" + declared + ") does not match the "
+                        + types.size() + " layer types of \"" + BlockType.toPattern(types) + "\"; using "
+                        + types.size() + " (as HF does)");
+            }
+            c.setNumHiddenLayers(types.size());
         }
 
         /** Like NeMo Automodel: the string first (an empty string counts as absent), then the list, then HF's default. */
@@ -666,6 +686,39 @@ public class NemotronV3Config {
         }
 
         /**
+         * The first of {@code keys} present in the document, else the first key. For fields whose older names HF
+         * ignores when the newer one is present (e.g. {@code hidden_act}): only the chosen key is consumed, the
+         * others stay extra fields.
+         */
+        private String firstPresent(String... keys) {
+            for (String key : keys) {
+                if (rest.has(key)) {
+                    return key;
+                }
+            }
+            return keys[0];
+        }
+
+        /**
+         * The value of a MoE field, null if absent or JSON null. Configs without MoE layers may set these to null
+         * (Nemotron-H 8B: {@code "n_routed_experts": null}); a null is an error only if a layer is MoE, which
+         * {@link #readConfig()} checks once the patterns are read.
+         */
+        private JsonNode moeValue(String key, String... aliases) {
+            JsonNode v = take(key, aliases);
+            if (v != null && v.isNull()) {
+                nullMoeFields.add(key);
+                return null;
+            }
+            return v;
+        }
+
+        private int moeInteger(String key, int def, String... aliases) {
+            JsonNode v = moeValue(key, aliases);
+            return v == null ? def : toInt(v, key);
+        }
+
+        /**
          * Removes {@code key} and its aliases from the document; returns the value (null if none is present).
          * A key and an alias with different values are an error.
          */
@@ -712,20 +765,22 @@ public class NemotronV3Config {
 
         private double dbl(String key, double def, String... aliases) {
             JsonNode v = take(key, aliases);
-            if (v == null) {
-                return def;
-            }
+            return v == null ? def : toDouble(v, key);
+        }
+
+        private boolean bool(String key, boolean def, String... aliases) {
+            JsonNode v = take(key, aliases);
+            return v == null ? def : toBoolean(v, key);
+        }
+
+        private static double toDouble(JsonNode v, String key) {
             if (!v.isNumber()) {
                 throw new IllegalArgumentException(key + " must be a number, got " + v);
             }
             return v.doubleValue();
         }
 
-        private boolean bool(String key, boolean def, String... aliases) {
-            JsonNode v = take(key, aliases);
-            if (v == null) {
-                return def;
-            }
+        private static boolean toBoolean(JsonNode v, String key) {
             if (!v.isBoolean()) {
                 throw new IllegalArgumentException(key + " must be true or false, got " + v);
             }

@@ -220,6 +220,83 @@ class ConfigParsingTest {
     }
 
     @Test
+    void staleNumHiddenLayersYieldsToTheLayerTypesWithAWarning() {
+        java.io.PrintStream err = System.err;
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(captured, true));
+        try {
+            NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWith("\"num_hidden_layers\": 6",
+                    "\"num_hidden_layers\": 52"));
+            assertEquals(6, c.getNumHiddenLayers());
+            assertEquals("M*ME-M", c.pattern());
+        } finally {
+            System.setErr(err);
+        }
+        String warning = captured.toString();
+        assertTrue(warning.contains("num_hidden_layers (52)") && warning.contains("using 6"), warning);
+        assertEquals(6, NemotronV3Config.fromJsonString(minimalWith("\"num_hidden_layers\": 6",
+                "\"num_hidden_layers\": null")).getNumHiddenLayers());
+    }
+
+    @Test
+    void olderFieldNamesOfPublishedConfigs() {
+        // Nemotron-H 8B: attention_head_dim, hidden_act, rms_norm_eps; Nemotron 3: norm_eps beside layer_norm_epsilon
+        NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWithout("mlp_hidden_act")
+                .replace("\"head_dim\": 8", "\"attention_head_dim\": 8")
+                .replace("\"layer_norm_epsilon\": 1e-05", "\"rms_norm_eps\": 1e-06, \"norm_eps\": 1e-04")
+                .replace("\"model_type\": \"nemotron_h\",",
+                        "\"model_type\": \"nemotron_h\", \"hidden_act\": \"relu2\","));
+        assertEquals(8, c.getHeadDim());
+        assertEquals("relu2", c.getMlpHiddenAct());
+        assertEquals(1e-6, c.getLayerNormEpsilon(), "rms_norm_eps before norm_eps");
+        assertEquals(Map.of("norm_eps", 1e-04), c.getExtraFields(), "the unused spelling is kept, as HF does");
+        NemotronV3Config newest = NemotronV3Config.fromJsonString(minimalWith("\"layer_norm_epsilon\": 1e-05",
+                "\"layer_norm_epsilon\": 1e-05, \"norm_eps\": 1e-04, \"hidden_act\": \"silu\""));
+        assertEquals(1e-5, newest.getLayerNormEpsilon(), "layer_norm_epsilon wins");
+        assertEquals("relu2", newest.getMlpHiddenAct(), "mlp_hidden_act wins");
+        assertMessageContains(minimalWithout("mlp_hidden_act").replace("\"model_type\": \"nemotron_h\",",
+                "\"model_type\": \"nemotron_h\", \"hidden_act\": \"gelu\","), "hidden_act");
+        String msg = assertThrows(IllegalArgumentException.class, () -> NemotronV3Config.fromJsonString(
+                minimalWith("\"head_dim\": 8", "\"head_dim\": 8, \"attention_head_dim\": 16"))).getMessage();
+        assertTrue(msg.contains("head_dim") && msg.contains("attention_head_dim"), msg);
+    }
+
+    @Test
+    void hfAttributeMapNamesAndNullKeyValueHeads() {
+        NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWithout("hybrid_override_pattern")
+                .replace("\"num_hidden_layers\": 6,", "\"layer_types\": [\"mamba\", \"attention\", \"mamba\","
+                        + " \"moe\", \"mlp\", \"mamba\"],")
+                .replace("\"n_routed_experts\": 4", "\"num_local_experts\": 4")
+                .replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": null"));
+        assertEquals("M*ME-M", c.pattern());
+        assertEquals(4, c.getNRoutedExperts());
+        assertEquals(4, c.getNumKeyValueHeads(), "null: one KV head per query head, as HF");
+    }
+
+    @Test
+    void moeFieldsMayBeNullWhenNoLayerIsMoe() {
+        String noMoe = minimalWith("\"hybrid_override_pattern\": \"M*ME-M\"", "\"hybrid_override_pattern\": \"M*MM-M\"")
+                .replace("\"mtp_hybrid_override_pattern\": \"*E\"", "\"mtp_hybrid_override_pattern\": \"*-\"");
+        for (String field : List.of("n_routed_experts", "n_shared_experts", "num_experts_per_tok",
+                "moe_intermediate_size", "moe_shared_expert_intermediate_size", "n_group", "topk_group",
+                "routed_scaling_factor")) {
+            String json = noMoe.replaceFirst("\"" + field + "\": [0-9.]+", "\"" + field + "\": null");
+            assertEquals("M*MM-M", NemotronV3Config.fromJsonString(json).pattern(), field);
+            String withMoe = MINIMAL.replaceFirst("\"" + field + "\": [0-9.]+", "\"" + field + "\": null");
+            assertMessageContains(withMoe, field + " must be set (not null)");
+        }
+        // an MoE sublayer in the MTP depth needs them too
+        assertMessageContains(noMoe.replace("\"*-\"", "\"*E\"").replace("\"n_routed_experts\": 4",
+                "\"n_routed_experts\": null"), "n_routed_experts must be set");
+    }
+
+    @Test
+    void groupLimitedRoutingIsStillRejected() {
+        assertMessageContains(minimalWith("\"n_group\": 1", "\"n_group\": 8").replace("\"topk_group\": 1",
+                "\"topk_group\": 4"), "n_group = 8, topk_group = 4: group-limited routing is unsupported");
+    }
+
+    @Test
     void numHiddenLayersDerivedWhenAbsent() {
         NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWithout("num_hidden_layers"));
         assertEquals(6, c.getNumHiddenLayers());
