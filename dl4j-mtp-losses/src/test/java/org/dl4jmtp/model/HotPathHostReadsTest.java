@@ -51,14 +51,12 @@ class HotPathHostReadsTest {
             "org.dl4jmtp.model.SharedWork");
 
     /**
-     * Methods that may copy arrays to the host: the MoE routing, which the sparse dispatch needs there (top-k and the
-     * token lists that decide which rows each expert's GEMM reads).
+     * Methods that may copy arrays to the host: the MoE routing indices, which the sparse dispatch needs there (the
+     * token lists that decide which rows each expert's GEMMs read).
      */
     private static final Set<String> ROUTING_EXCEPTIONS = Set.of(
-            // router scores [n, E] and the correction bias [E] → top-k experts and dispatch rows (MoeRouting)
-            "org.dl4jmtp.layers.explicit.SparseMoe.forward",
-            // dL/d(routing weight) [n·k] → dL/d(router logits) through the top-k normalisation (MoeRouting)
-            "org.dl4jmtp.layers.explicit.SparseMoe.backward");
+            // the n·k chosen expert ids (integers) after the top-k selection on the device
+            "org.dl4jmtp.layers.explicit.MoeRouting.select");
 
     /** Element-wise reads and writes of INDArray and copies of a whole DataBuffer into a Java array. */
     private static final Set<String> ELEMENT_ACCESSORS = Set.of(
