@@ -89,8 +89,9 @@ final class MtpHeadLoss {
      */
     private static double softmaxCrossEntropy(INDArray logits, DepthTargets targets, double scale) {
         long n = logits.size(0);
-        INDArray flat = logits.reshape(n * logits.size(1));                              // a view: gemm's output is 'c'
-        INDArray picked = Nd4j.exec(new Gather(flat, targets.logitIndex(), 0))[0].reshape(n, 1);
+        // [n·V, 1], a view (gemm's output is 'c'): ND4J's gather and scatter pick rows of it far faster than elements
+        INDArray flat = logits.reshape(n * logits.size(1), 1);
+        INDArray picked = Nd4j.exec(new Gather(flat, targets.logitIndex(), 0))[0];          // [n, 1]
         INDArray max = logits.max(true, 1);                                              // [n, 1]
         Transforms.exp(logits.subiColumnVector(max), false);
         INDArray ones = Nd4j.ones(logits.dataType(), logits.size(1), 1);
@@ -101,7 +102,7 @@ final class MtpHeadLoss {
                 .subi(picked.castTo(DataType.DOUBLE)).muli(counted).sumNumber().doubleValue();
         if (!Double.isNaN(scale)) {
             logits.muliColumnVector(counted.mul(scale).divi(sums).castTo(logits.dataType()));
-            INDArray onTarget = targets.counted().reshape(n).mul(scale);
+            INDArray onTarget = targets.counted().mul(scale);
             Nd4j.exec(DynamicCustomOp.builder("scatter_sub").addInputs(flat, targets.logitIndex(), onTarget)
                     .addOutputs(flat).build());
         }
