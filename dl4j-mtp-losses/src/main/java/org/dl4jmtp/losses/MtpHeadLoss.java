@@ -3,6 +3,9 @@ package org.dl4jmtp.losses;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.ops.impl.shape.Gather;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.CumSum;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -14,15 +17,13 @@ import java.util.function.Supplier;
  * The loss of {@link MtpLossLayer} ({@link MtpLossMath}, docs/model.md, "Loss") with plain ND4J ops and its gradient
  * written out:
  * per depth one {@code [n, H]·[H, V]} product, a softmax in place, and {@code dL/dlogits = c·(softmax − onehot)}, so there is no
- * log-softmax and no op-by-op backward. Targets, counts and the per-row losses are worked out on the host (n values).
+ * log-softmax and no op-by-op backward. Targets, masks and per-row losses are array ops too: only the loss and the label
+ * count of each depth come back to the host, so the head runs on a device backend without copying tensors out.
  *
  * <p>Everything is scaled by the minibatch size, as in the SameDiff definition: the score is {@code mb·total} and
  * the gradients are those of {@code mb·total} (DL4J divides both by the minibatch size).
  */
 final class MtpHeadLoss {
-
-    /** Target id of an ignored row. */
-    private static final int IGNORED = -1;
 
     private final MtpLossLayer settings;
 
@@ -48,10 +49,10 @@ final class MtpHeadLoss {
         checkInput(input);
         int mb = (int) input.size(0);
         int t = (int) input.size(2);
-        int[][] targets = targets(labels, mb, t);
+        DepthTargets[] targets = targets(labels, mb, t);
         long[] counts = new long[depths + 1];
         for (int d = 0; d <= depths; d++) {
-            counts[d] = Arrays.stream(targets[d]).filter(y -> y != IGNORED).count();
+            counts[d] = targets[d].count();
         }
         long[] denominators = denominators(counts);
 
@@ -84,37 +85,27 @@ final class MtpHeadLoss {
     }
 
     /**
-     * Σ over the non-ignored rows of {@code −log softmax(logits)[target]}. Unless {@code scale} is NaN (score only),
-     * the logits are replaced by {@code scale·(softmax − onehot(target))} on those rows and by 0 on ignored rows.
+     * Σ over the counted rows of {@code −log softmax(logits)[target]}. Unless {@code scale} is NaN (score only), the
+     * logits are replaced by {@code scale·(softmax − onehot(target))} on those rows and by 0 on the other rows.
      */
-    private static double softmaxCrossEntropy(INDArray logits, int[] targets, double scale) {
-        int n = targets.length;
-        double[] picked = new double[n];
-        for (int i = 0; i < n; i++) {
-            if (targets[i] != IGNORED) {
-                picked[i] = logits.getDouble(i, targets[i]);
-            }
-        }
+    private static double softmaxCrossEntropy(INDArray logits, DepthTargets targets, double scale) {
+        long n = logits.size(0);
+        // [n·V, 1], a view (gemm's output is 'c'): ND4J's gather and scatter pick rows of it far faster than elements
+        INDArray flat = logits.reshape(n * logits.size(1), 1);
+        INDArray picked = Nd4j.exec(new Gather(flat, targets.logitIndex(), 0))[0];          // [n, 1]
         INDArray max = logits.max(true, 1);                                              // [n, 1]
         Transforms.exp(logits.subiColumnVector(max), false);
         INDArray ones = Nd4j.ones(logits.dataType(), logits.size(1), 1);
-        double[] sums = Nd4j.gemm(logits, ones, false, false).reshape(n).toDoubleVector();
-        double[] maxima = max.reshape(n).toDoubleVector();
-        double ceSum = 0;
-        double[] rowScale = new double[n];
-        for (int i = 0; i < n; i++) {
-            if (targets[i] != IGNORED) {
-                ceSum += maxima[i] + Math.log(sums[i]) - picked[i];
-                rowScale[i] = scale / sums[i];
-            }
-        }
+        INDArray sums = Nd4j.gemm(logits, ones, false, false).castTo(DataType.DOUBLE);  // [n, 1]
+        // per-row losses and their sum in double whatever the graph's type: a float sum over many rows loses digits
+        INDArray counted = targets.counted().castTo(DataType.DOUBLE);
+        double ceSum = max.castTo(DataType.DOUBLE).add(Transforms.log(sums, true))
+                .subi(picked.castTo(DataType.DOUBLE)).muli(counted).sumNumber().doubleValue();
         if (!Double.isNaN(scale)) {
-            logits.muliColumnVector(Nd4j.createFromArray(rowScale).castTo(logits.dataType()).reshape(n, 1));
-            for (int i = 0; i < n; i++) {
-                if (targets[i] != IGNORED) {
-                    logits.putScalar(i, targets[i], logits.getDouble(i, targets[i]) - scale);
-                }
-            }
+            logits.muliColumnVector(counted.mul(scale).divi(sums).castTo(logits.dataType()));
+            INDArray onTarget = targets.counted().mul(scale);
+            Nd4j.exec(DynamicCustomOp.builder("scatter_sub").addInputs(flat, targets.logitIndex(), onTarget)
+                    .addOutputs(flat).build());
         }
         return ceSum;
     }
@@ -130,10 +121,20 @@ final class MtpHeadLoss {
     }
 
     /**
-     * Target of row b·T + t for each depth d: labels[b, t+d] when t+d < T, the label is not ignored and (with document
-     * ids) positions t … t+d−1 are all in the document of t+d; otherwise {@link #IGNORED}.
+     * The targets of one depth over the token rows b·T + t, built with array ops (nothing per element on the host).
+     *
+     * @param counted    [n, 1] 1 where the row has a target, 0 where it is ignored, in the graph's type
+     * @param logitIndex [n] index of the row's target logit in the flat [n·V] logits (row·V on ignored rows)
+     * @param count      number of counted rows
      */
-    private int[][] targets(INDArray labels, int mb, int t) {
+    private record DepthTargets(INDArray counted, INDArray logitIndex, long count) {
+    }
+
+    /**
+     * Target of row b·T + t for each depth d: labels[b, t+d] when t+d < T, the label is not ignored and (with document
+     * ids) positions t … t+d are all in one document; otherwise the row is not counted.
+     */
+    private DepthTargets[] targets(INDArray labels, int mb, int t) {
         int channels = settings.isDocumentIdsInLabels() ? 2 : 1;
         if (labels == null || labels.rank() != 3 || labels.size(0) != mb || labels.size(1) != channels
                 || labels.size(2) != t) {
@@ -142,42 +143,50 @@ final class MtpHeadLoss {
                     + " MtpLossLayer.Builder.documentIdsInLabels(true))") + ", got "
                     + (labels == null ? "none" : Arrays.toString(labels.shape())));
         }
-        double[] values = labels.castTo(DataType.DOUBLE).dup('c').reshape(labels.length()).toDoubleVector();
-        int depths = settings.getDepths();
+        INDArray ids = labels.get(NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all());   // [mb, T]
+        checkLabelValues(ids);
+        // [mb, T-1]: 1 where positions t and t+1 are in one document
+        INDArray sameAsNext = channels == 2 && t > 1 ? labels.get(NDArrayIndex.all(), NDArrayIndex.point(1),
+                NDArrayIndex.interval(0, t - 1)).eq(labels.get(NDArrayIndex.all(), NDArrayIndex.point(1),
+                NDArrayIndex.interval(1, t))).castTo(ids.dataType()) : null;
+        long n = (long) mb * t;
         int vocab = settings.getVocabSize();
-        int[][] targets = new int[depths + 1][mb * t];
-        for (int b = 0; b < mb; b++) {
-            int base = b * channels * t;
-            for (int i = 0; i < t; i++) {
-                double label = values[base + i];
-                if (label != MtpLossMath.IGNORE_INDEX && (label != Math.rint(label) || label < 0 || label >= vocab)) {
-                    throw new IllegalArgumentException("lm_head label " + label + " at [" + b + ", " + i
-                            + "] is neither -100 (ignore) nor a token id in [0, " + vocab + ")");
+        INDArray rowStart = Nd4j.createUninitialized(DataType.DOUBLE, n);                // row·V, exact in double
+        Nd4j.exec(new CumSum(Nd4j.valueArrayOf(new long[]{n}, (double) vocab, DataType.DOUBLE), rowStart, true, false, 0));
+        DepthTargets[] targets = new DepthTargets[settings.getDepths() + 1];
+        INDArray inDocument = null;                                                      // [mb, T-d]: t … t+d in one
+        for (int d = 0; d < targets.length; d++) {
+            INDArray counted = Nd4j.zeros(ids.dataType(), mb, t);
+            INDArray target = Nd4j.zeros(ids.dataType(), mb, t);                         // 0 on rows not counted
+            if (d < t) {
+                INDArray shifted = ids.get(NDArrayIndex.all(), NDArrayIndex.interval(d, t));
+                INDArray countedHead = counted.get(NDArrayIndex.all(), NDArrayIndex.interval(0, t - d))
+                        .assign(shifted.gte(0.0).castTo(ids.dataType()));
+                if (sameAsNext != null && d > 0) {
+                    INDArray link = sameAsNext.get(NDArrayIndex.all(), NDArrayIndex.interval(d - 1, t - 1));
+                    inDocument = d == 1 ? link : inDocument.get(NDArrayIndex.all(), NDArrayIndex.interval(0, t - d)).mul(link);
+                    countedHead.muli(inDocument);
                 }
+                target.get(NDArrayIndex.all(), NDArrayIndex.interval(0, t - d)).assign(shifted).muli(countedHead);
             }
-            for (int d = 0; d <= depths; d++) {
-                for (int i = 0; i < t; i++) {
-                    targets[d][b * t + i] = target(values, base, t, channels, i, d);
-                }
-            }
+            INDArray logitIndex = rowStart.add(target.reshape(n).castTo(DataType.DOUBLE)).castTo(DataType.LONG);
+            targets[d] = new DepthTargets(counted.reshape(n, 1), logitIndex, counted.sumNumber().longValue());
         }
         return targets;
     }
 
-    private static int target(double[] values, int base, int t, int channels, int position, int depth) {
-        int at = position + depth;
-        if (at >= t || values[base + at] == MtpLossMath.IGNORE_INDEX) {
-            return IGNORED;
+    /** Every label must be -100 (ignore) or a token id in [0, V): checked by one reduction, read on failure only. */
+    private void checkLabelValues(INDArray ids) {
+        int vocab = settings.getVocabSize();
+        DataType type = ids.dataType();
+        INDArray tokenId = ids.gte(0.0).castTo(type).muli(ids.lt(vocab).castTo(type))
+                .muli(ids.eq(Transforms.floor(ids, true)).castTo(type));
+        INDArray bad = tokenId.addi(ids.eq(MtpLossMath.IGNORE_INDEX).castTo(type)).rsubi(1.0);
+        if (bad.sumNumber().doubleValue() != 0) {
+            RejectedId first = RejectedId.first(bad, ids);
+            throw new IllegalArgumentException("lm_head label " + first.value() + " at " + first.position()
+                    + " is neither -100 (ignore) nor a token id in [0, " + vocab + ")");
         }
-        if (channels == 2) {
-            double document = values[base + t + at];
-            for (int j = position; j < at; j++) {
-                if (values[base + t + j] != document) {
-                    return IGNORED;
-                }
-            }
-        }
-        return (int) values[base + at];
     }
 
     /** Depth d's part of the head input as token rows [mb·T, H] (a copy; row b·T + t). */

@@ -1,5 +1,7 @@
 package org.dl4jmtp.model;
 
+import org.dl4jmtp.losses.MtpLossMath;
+import org.dl4jmtp.losses.RejectedId;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -34,15 +36,17 @@ public final class TokenIds {
         return a;
     }
 
+    /** One reduction over the ids (cast to integers as before); the offending id is read only when there is one. */
     private static void checkRange(INDArray rows, int vocabSize, boolean allowIgnore, String what) {
-        long[] values = rows.castTo(DataType.LONG).dup('c').data().asLong();
-        for (int i = 0; i < values.length; i++) {
-            long v = values[i];
-            boolean ignored = allowIgnore && v == -100;
-            if (!ignored && (v < 0 || v >= vocabSize)) {
-                throw new IllegalArgumentException(what + " " + v + " at [" + (i / rows.size(1)) + ", " + (i % rows.size(1))
-                        + "] is out of range [0, " + vocabSize + ")" + (allowIgnore ? " (or -100 = ignore)" : ""));
-            }
+        INDArray ids = rows.castTo(DataType.LONG);
+        INDArray bad = ids.lt(0L).castTo(DataType.INT).addi(ids.gte((long) vocabSize).castTo(DataType.INT));
+        if (allowIgnore) {
+            bad.subi(ids.eq((long) MtpLossMath.IGNORE_INDEX).castTo(DataType.INT));
+        }
+        if (bad.sumNumber().longValue() != 0) {
+            RejectedId first = RejectedId.first(bad, ids);
+            throw new IllegalArgumentException(what + " " + (long) first.value() + " at " + first.position()
+                    + " is out of range [0, " + vocabSize + ")" + (allowIgnore ? " (or -100 = ignore)" : ""));
         }
     }
 }

@@ -57,7 +57,7 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray probs = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2), time);
         Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
         INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causalMask(time, x), perQueryHead, 1, 2));
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, x.dataType()), perQueryHead, 1, 2));
         Transforms.softmax(probs.reshape(probs.length() / time, time), false);
         INDArray context = fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
@@ -111,16 +111,5 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         int headDim = config.getHeadDim();
         return cache.copy(folded.reshape(batch, heads, time, headDim).permute(0, 2, 1, 3))
                 .reshape((long) batch * time, (long) heads * headDim);
-    }
-
-    /** [T, T] additive mask: 0 where key time ≤ query time, −MASKED_SCORE after. */
-    private static INDArray causalMask(int time, INDArray like) {
-        double[] mask = new double[time * time];
-        for (int t = 0; t < time; t++) {
-            for (int j = t + 1; j < time; j++) {
-                mask[t * time + j] = -AttentionMixer.MASKED_SCORE;
-            }
-        }
-        return Nd4j.create(mask, new long[]{time, time}, like.dataType());
     }
 }

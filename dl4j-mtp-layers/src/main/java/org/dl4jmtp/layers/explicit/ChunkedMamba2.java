@@ -178,7 +178,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         s.acum = cache.keep(cumsum(mulAlong(s.dt, negExpALog(), 1), 2, false));                          // cumsum of dt·A
 
         s.decay = pairwiseDifference(s.acum, s.acum, cache);                                    // [BZ, nh, Q, Q]
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, upperMask(q, s.decay.dataType()), s.decay, 2, 3));
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, TriangularMask.fromDiagonal(q, 1, -MASKED_EXPONENT, s.decay.dataType()), s.decay, 2, 3));
         Transforms.exp(s.decay, false);                                       // exp(Acum_l − Acum_s), in place
         s.scores = Nd4j.matmul(s.c, s.b, cache.createUninitialized(x.dataType(), bz, nh, q, q), false, true, false);
         INDArray yDiag = Nd4j.matmul(s.scores.mul(s.decay), s.xbar);                            // [BZ, nh, Q, P]
@@ -192,7 +192,7 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray tot = total.reshape(batch, chunks, nh).permute(0, 2, 1).dup('c');              // [B, nh, Z]
         INDArray cumTot = cumsum(tot, 2, false);
         INDArray exponent = pairwiseDifference(cumTot.sub(tot), cumTot, Cache.CURRENT_SCOPE);   // [B, nh, Z, Z]
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, strictlyLowerMask(chunks, exponent.dataType()), exponent, 2, 3));
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, TriangularMask.fromDiagonal(chunks, 0, -MASKED_EXPONENT, exponent.dataType()), exponent, 2, 3));
         s.interDecay = cache.keep(Transforms.exp(exponent, false));
         s.states = cache.copy(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3));
         INDArray entering = Nd4j.matmul(s.interDecay, s.states);                                 // [B, nh, Z, P·N]
@@ -370,21 +370,13 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
     private INDArray clampMask(INDArray dt) {
         INDArray mask = Nd4j.ones(dt.dataType(), dt.shape());
         double[] limit = config.getTimeStepLimit();
-        if (limit == null) {
-            return mask;
+        if (limit != null && limit[0] > 0.0) {
+            mask.muli(dt.gt(limit[0]).castTo(dt.dataType()));
         }
-        boolean lower = limit[0] > 0.0;
-        boolean upper = !Double.isInfinite(limit[1]);
-        if (!lower && !upper) {
-            return mask;
+        if (limit != null && !Double.isInfinite(limit[1])) {
+            mask.muli(dt.lt(limit[1]).castTo(dt.dataType()));
         }
-        double[] values = dt.dup('c').data().asDouble();
-        double[] out = new double[values.length];
-        for (int i = 0; i < values.length; i++) {
-            boolean clamped = (lower && values[i] <= limit[0]) || (upper && values[i] >= limit[1]);
-            out[i] = clamped ? 0.0 : 1.0;
-        }
-        return Nd4j.create(out, dt.shape(), dt.dataType());
+        return mask;
     }
 
     /** σ(x) into a new array in {@code cache}. */
@@ -435,28 +427,6 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray out = Nd4j.createUninitialized(v.dataType(), v.shape());
         Nd4j.exec(new CumSum(v, out, false, reverse, axis));
         return out;
-    }
-
-    /** [q, q] additive mask: 0 on and below the diagonal, −MASKED_EXPONENT above. */
-    private static INDArray upperMask(int q, DataType type) {
-        double[] m = new double[q * q];
-        for (int l = 0; l < q; l++) {
-            for (int s = l + 1; s < q; s++) {
-                m[l * q + s] = -MASKED_EXPONENT;
-            }
-        }
-        return Nd4j.create(m, new long[]{q, q}, type);
-    }
-
-    /** [z, z] additive mask: 0 strictly below the diagonal, −MASKED_EXPONENT elsewhere. */
-    private static INDArray strictlyLowerMask(int z, DataType type) {
-        double[] m = new double[z * z];
-        for (int l = 0; l < z; l++) {
-            for (int s = l; s < z; s++) {
-                m[l * z + s] = -MASKED_EXPONENT;
-            }
-        }
-        return Nd4j.create(m, new long[]{z, z}, type);
     }
 
     // ---------------------------------------------------------------------------------------------------------------
