@@ -27,6 +27,7 @@ class HotPathHostReadsTest {
     private static final List<String> HOT_PATH = List.of(
             // the explicit block layer: forward and written-out backprop of every backbone block
             "org.dl4jmtp.layers.explicit.ExplicitBlockRuntimeLayer",
+            "org.dl4jmtp.layers.explicit.RowBlock",
             "org.dl4jmtp.layers.explicit.RowMixer",
             "org.dl4jmtp.layers.explicit.RowRmsNorm",
             "org.dl4jmtp.layers.explicit.TokenRows",
@@ -36,6 +37,9 @@ class HotPathHostReadsTest {
             "org.dl4jmtp.layers.explicit.ChunkedMamba2",
             "org.dl4jmtp.layers.explicit.SparseMoe",
             "org.dl4jmtp.layers.explicit.MoeRouting",
+            "org.dl4jmtp.layers.explicit.Relu2Mlp",
+            // the weight-tied MTP depth: fusion, its sublayer blocks and final norm, once per iteration
+            "org.dl4jmtp.layers.explicit.ExplicitMtpDepth",
             // the MTP depths' norms, projections and time slices (RmsNorm, Linear, TimeSlice runtimes)
             "org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer",
             // ids → [mb, 1, (1+D)·T] in front of the shared embedding, every step
