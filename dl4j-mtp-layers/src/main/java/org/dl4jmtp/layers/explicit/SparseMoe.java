@@ -53,8 +53,9 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
         DataType type = x.dataType();
 
         INDArray scores = Transforms.sigmoid(Nd4j.gemm(x, param(MoeMixer.GATE), false, true), false); // [n, E]
-        MoeRouting routing = MoeRouting.route(scores, param(MoeMixer.CORRECTION_BIAS), k, config.isNormTopkProb(),
-                config.getRoutedScalingFactor(), cache);
+        MoeRouting routing = MoeRouting.route(scores.data().asDouble(),
+                param(MoeMixer.CORRECTION_BIAS).dup().data().asDouble(), n, experts, k,
+                config.isNormTopkProb(), config.getRoutedScalingFactor());
 
         INDArray expertInput = config.hasLatentMoe() ? Nd4j.gemm(x, param(MoeMixer.FC1_LATENT), false, true) : x;
         long in = expertInput.size(1);
@@ -77,7 +78,7 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
                         false, true, 1.0, 0.0);
             }
         }
-        INDArray weighted = rowOutput.mulColumnVector(routing.weightOfRow);
+        INDArray weighted = rowOutput.mulColumnVector(column(routing.weightOfRow, type));
         INDArray routed = sumChoices(weighted, routing);                                             // [n, in]
         INDArray mixed = config.hasLatentMoe() ? Nd4j.gemm(routed, param(MoeMixer.FC2_LATENT), false, true) : routed;
 
@@ -111,8 +112,8 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
 
         // routed experts: each dispatch row r of token t contributes w_r·y_r to out_t
         INDArray gradRowOutput = Nd4j.pullRows(gradRouted, 1, routing.tokenOfRow);                   // [n·k, in]
-        INDArray weightGradient = gradRowOutput.mul(f.rowOutput).sum(1);                            // [n·k]
-        gradRowOutput.muliColumnVector(routing.weightOfRow);
+        double[] weightGradient = gradRowOutput.mul(f.rowOutput).sum(1).data().asDouble();
+        gradRowOutput.muliColumnVector(column(routing.weightOfRow, type));
         INDArray rowActivation = f.rowHidden.mul(f.rowHidden);
         INDArray gradRowHidden = Nd4j.createUninitialized(type, f.rowHidden.shape());
         for (int e = 0; e < experts; e++) {
@@ -146,7 +147,8 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
         }
 
         // router: weights depend on the sigmoid scores; the top-k choice is constant
-        INDArray gradLogits = routing.logitGradient(weightGradient, type);
+        INDArray gradLogits = Nd4j.create(routing.logitGradient(weightGradient),
+                new long[]{routing.tokens, experts}, DataType.DOUBLE).castTo(type);
         Nd4j.gemm(gradLogits, f.input, gradient(gradients, MoeMixer.GATE), true, false, 1.0, 0.0);
         Nd4j.gemm(gradLogits, param(MoeMixer.GATE), gradInput, false, false, 1.0, 1.0);
         gradient(gradients, MoeMixer.CORRECTION_BIAS).assign(0);
@@ -166,4 +168,9 @@ final class SparseMoe extends RowMixer<SparseMoe.Forward> {
     private static INDArray block(INDArray rows, MoeRouting routing, int e) {
         return rows.get(NDArrayIndex.interval(routing.expertStart[e], routing.expertStart[e + 1]), NDArrayIndex.all());
     }
+
+    private static INDArray column(double[] values, DataType type) {
+        return Nd4j.create(values, new long[]{values.length, 1}, DataType.DOUBLE).castTo(type);
+    }
+
 }
