@@ -71,8 +71,8 @@ public class DataParallelGraph extends ComputationGraph {
     }
 
     /**
-     * The replica count the command line uses by default: one per core, at most one per sequence of the batch (with
-     * ND4J single-threaded, as {@code dl4j-mtp}'s launcher runs {@code train} and {@code bench}).
+     * One replica per core, at most one per sequence of the batch (with ND4J single-threaded, as {@code dl4j-mtp}'s
+     * launcher runs {@code train} and {@code bench}, which use it for models large enough to gain from it).
      */
     public static int defaultReplicas(int batchSize) {
         return Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), batchSize));

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.model.DataParallelGraph;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
@@ -96,7 +97,7 @@ public class BenchCommand implements Callable<Integer> {
     int opProfileTop = 0;
 
     @Option(names = "--replicas", description = "compute each step's gradient on this many slices of the batch in"
-            + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: one per core, at most the batch size)")
+            + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: one per core, at most the batch size, for models large enough to gain; else 1)")
     Integer replicas;
 
     @Option(names = "--json", description = "print one JSON object instead of text")
@@ -160,7 +161,7 @@ public class BenchCommand implements Callable<Integer> {
         }
 
         if (replicas == null) {
-            replicas = DataParallelGraph.defaultReplicas(batch);
+            replicas = ReplicaPolicy.defaultReplicas(config, mtp, batch, seqLen);
         }
         long buildStart = System.nanoTime();
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)

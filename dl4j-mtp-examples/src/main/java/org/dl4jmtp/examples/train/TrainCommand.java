@@ -5,7 +5,7 @@ import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.CheckpointSupport;
 import org.dl4jmtp.examples.UserException;
-import org.dl4jmtp.model.DataParallelGraph;
+import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
 import org.dl4jmtp.examples.data.CorpusUnavailableException;
@@ -89,7 +89,8 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
     @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
     @Option(names = "--replicas", description = "Compute each step on this many slices of the batch in parallel"
-            + " threads (exact; default: one per core, at most the batch size).") Integer replicas;
+            + " threads (exact; default: one per core, at most the batch size, for models large enough to gain;"
+            + " else 1).") Integer replicas;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
     @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
     boolean ui;
@@ -104,7 +105,7 @@ public final class TrainCommand implements Callable<Integer> {
         Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
         if (point != null) {
             useDataOf(point.run().data());
-            resumed.replicas(replicasFor(point.run().options().batchSize()));
+            resumed.replicas(replicasFor(point.run().config(), point.run().mtp(), point.run().options()));
         }
         // a new run's settings are checked before the corpus is read (or the default one fetched)
         NemotronV3Config model = point == null ? modelConfig() : null;
@@ -124,7 +125,7 @@ public final class TrainCommand implements Callable<Integer> {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
-            Trainer trainer = new Trainer(out, log).replicas(replicasFor(batchSize)).dataSettings(new Trainer.DataSettings(
+            Trainer trainer = new Trainer(out, log).replicas(replicasFor(model, mtp, options)).dataSettings(new Trainer.DataSettings(
                     absolute(corpus), absolute(tokenizerJson), validationFraction));
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
@@ -133,8 +134,9 @@ public final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    private int replicasFor(int batch) {
-        return replicas != null ? replicas : DataParallelGraph.defaultReplicas(batch);
+    private int replicasFor(NemotronV3Config model, MtpConfig mtp, TrainOptions options) {
+        return replicas != null ? replicas
+                : ReplicaPolicy.defaultReplicas(model, mtp, options.batchSize(), options.seqLen());
     }
 
     private NemotronV3Config modelConfig() throws IOException {

@@ -1,5 +1,9 @@
 package org.dl4jmtp.examples.launch;
 
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.train.Presets;
+import org.dl4jmtp.model.DataParallelGraph;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -62,6 +66,15 @@ class ProcessTuningTest {
     void aSmallMachineGetsAQuarterOfItsMemoryAsHeap() {
         ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), Set.of(), 4L << 30, null);
         assertTrue(plan.jvmOptions().contains("-Xmx1024m"), plan.jvmOptions().toString());
+    }
+
+    /** The tiny preset's steps are too small to share out; the benchmark's small preset gains from one per core. */
+    @Test
+    void replicasByDefaultOnlyForStepsLargeEnough() {
+        NemotronV3Config tiny = Presets.byName("tiny");
+        assertEquals(1, ReplicaPolicy.defaultReplicas(tiny, MtpConfig.fromHf(tiny), 8, 128));
+        NemotronV3Config small = Presets.byName("small");
+        assertEquals(DataParallelGraph.defaultReplicas(8), ReplicaPolicy.defaultReplicas(small, MtpConfig.fromHf(small), 8, 256));
     }
 
     @Test
