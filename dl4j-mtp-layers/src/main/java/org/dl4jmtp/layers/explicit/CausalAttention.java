@@ -57,7 +57,8 @@ final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray probs = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2), time);
         Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
         INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, x.dataType()), perQueryHead, 1, 2));
+        INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, x.dataType());
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causal, perQueryHead, 1, 2));
         Transforms.softmax(probs.reshape(probs.length() / time, time), false);
         INDArray context = fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),

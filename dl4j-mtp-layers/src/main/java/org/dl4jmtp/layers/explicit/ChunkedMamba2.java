@@ -178,7 +178,8 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         s.acum = cache.keep(cumsum(mulAlong(s.dt, negExpALog(), 1), 2, false));                          // cumsum of dt·A
 
         s.decay = pairwiseDifference(s.acum, s.acum, cache);                                    // [BZ, nh, Q, Q]
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, TriangularMask.fromDiagonal(q, 1, -MASKED_EXPONENT, s.decay.dataType()), s.decay, 2, 3));
+        INDArray aboveDiagonal = TriangularMask.fromDiagonal(q, 1, -MASKED_EXPONENT, s.decay.dataType());
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, aboveDiagonal, s.decay, 2, 3));
         Transforms.exp(s.decay, false);                                       // exp(Acum_l − Acum_s), in place
         s.scores = Nd4j.matmul(s.c, s.b, cache.createUninitialized(x.dataType(), bz, nh, q, q), false, true, false);
         INDArray yDiag = Nd4j.matmul(s.scores.mul(s.decay), s.xbar);                            // [BZ, nh, Q, P]
@@ -192,7 +193,8 @@ final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray tot = total.reshape(batch, chunks, nh).permute(0, 2, 1).dup('c');              // [B, nh, Z]
         INDArray cumTot = cumsum(tot, 2, false);
         INDArray exponent = pairwiseDifference(cumTot.sub(tot), cumTot, Cache.CURRENT_SCOPE);   // [B, nh, Z, Z]
-        Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, TriangularMask.fromDiagonal(chunks, 0, -MASKED_EXPONENT, exponent.dataType()), exponent, 2, 3));
+        INDArray notBelowDiagonal = TriangularMask.fromDiagonal(chunks, 0, -MASKED_EXPONENT, exponent.dataType());
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, notBelowDiagonal, exponent, 2, 3));
         s.interDecay = cache.keep(Transforms.exp(exponent, false));
         s.states = cache.copy(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3));
         INDArray entering = Nd4j.matmul(s.interDecay, s.states);                                 // [B, nh, Z, P·N]

@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Runtime of {@link MtpDepthLayer}: the fusion {@code eh_proj([enorm(emb) ; hnorm(h)])}, the sublayer blocks
@@ -140,9 +141,16 @@ public final class ExplicitMtpDepth extends WrittenOutSequenceLayer {
         String first = MtpDepthLayer.sublayerPrefix(0);
         String last = MtpDepthLayer.sublayerPrefix(subs - 1);
         gradTable.values().forEach(g -> g.assign(0));
-        // the blocks write (not add) their gradients: each iteration's go to scratch arrays, then into the sums
+        // the blocks write (not add) their gradients, all of their keys each time: each iteration's go to scratch
+        // arrays, then into the sums (the fusion and final-norm gradients are added directly)
+        Set<String> direct = Set.of(first + MtpDepthLayer.ENORM, first + MtpDepthLayer.HNORM,
+                first + MtpDepthLayer.EH_PROJ, last + MtpDepthLayer.FINAL_LAYERNORM);
         Map<String, INDArray> scratch = new LinkedHashMap<>();
-        gradTable.forEach((key, g) -> scratch.put(key, Nd4j.zeros(g.dataType(), g.shape())));
+        gradTable.forEach((key, g) -> {
+            if (!direct.contains(key)) {
+                scratch.put(key, Nd4j.createUninitialized(g.dataType(), g.shape()));
+            }
+        });
 
         INDArray gradInput = Nd4j.zeros(gradOut.dataType(), gradOut.size(0), (long) (1 + depth.getIterations()) * h);
         INDArray gradHidden = null;                     // dL/d(hidden input of the iteration after this one)
