@@ -2,8 +2,8 @@ package org.dl4jmtp.io;
 
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.layers.ParamKeys;
-import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 

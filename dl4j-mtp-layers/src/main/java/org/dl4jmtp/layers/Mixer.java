@@ -1,8 +1,12 @@
 package org.dl4jmtp.layers;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.attention.AttentionMixer;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.mamba2.Mamba2Mixer;
+import org.dl4jmtp.mlp.MlpMixer;
+import org.dl4jmtp.moe.MoeMixer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.ndarray.INDArray;

@@ -4,7 +4,6 @@ import lombok.Data;
 import lombok.EqualsAndHashCode;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -57,8 +56,8 @@ public class RmsNormLayer extends SequenceSameDiffLayer {
 
     /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
-    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
-        return new WrittenOutSequenceLayer.RmsNorm(conf, dataType, WEIGHT, epsilon);
+    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return new ExplicitSequenceLayer.RmsNorm(conf, dataType, WEIGHT, epsilon);
     }
 
     @Override

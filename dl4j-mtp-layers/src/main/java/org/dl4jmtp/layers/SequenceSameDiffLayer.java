@@ -7,9 +7,8 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.samediff.SameDiffLayer;
-import org.nd4j.autodiff.samediff.SDVariable;
 import org.deeplearning4j.optimize.api.TrainingListener;
-import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
+import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -70,7 +69,7 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
     }
 
     /** A runtime with a written-out forward pass and backprop, or null to execute {@link #defineSequence}. */
-    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
+    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return null;
     }
 
@@ -78,7 +77,7 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
     @Override
     public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
                              INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
-        WrittenOutSequenceLayer runtime = writtenOutRuntime(conf, networkDataType);
+        ExplicitSequenceLayer runtime = explicitRuntime(conf, networkDataType);
         if (runtime == null) {
             return super.instantiate(conf, listeners, layerIndex, layerParamsView, initializeParams, networkDataType);
         }

@@ -6,7 +6,6 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -69,8 +68,8 @@ public class TimeSliceLayer extends SequenceSameDiffLayer {
 
     /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
-    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
-        return new WrittenOutSequenceLayer.TimeSlice(conf, dataType, parts, index);
+    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return new ExplicitSequenceLayer.TimeSlice(conf, dataType, parts, index);
     }
 
     @Override

@@ -4,15 +4,14 @@ import lombok.Data;
 import lombok.EqualsAndHashCode;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.block.NemotronV3Block;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.ExplicitSequenceLayer;
 import org.dl4jmtp.layers.M21Workarounds;
-import org.dl4jmtp.layers.NemotronV3Block;
 import org.dl4jmtp.layers.ParamKeys;
 import org.dl4jmtp.layers.SdMath;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
-import org.dl4jmtp.layers.explicit.ExplicitMtpDepth;
-import org.dl4jmtp.layers.explicit.WrittenOutSequenceLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -119,7 +118,7 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
 
     /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
-    protected WrittenOutSequenceLayer writtenOutRuntime(NeuralNetConfiguration conf, DataType dataType) {
+    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return new ExplicitMtpDepth(conf, dataType);
     }
 

@@ -1,15 +1,15 @@
 package org.dl4jmtp.examples.train;
 
 import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.block.NemotronV3Block;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpLossNormalization;
-import org.dl4jmtp.layers.MoeMixer;
-import org.dl4jmtp.layers.NemotronV3Block;
+import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossRuntimeLayer;
-import org.dl4jmtp.model.GraphNames;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
+import org.dl4jmtp.moe.MoeMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;

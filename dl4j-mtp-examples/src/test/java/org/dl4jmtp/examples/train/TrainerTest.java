@@ -9,8 +9,8 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
+import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
-import org.dl4jmtp.model.GraphNames;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

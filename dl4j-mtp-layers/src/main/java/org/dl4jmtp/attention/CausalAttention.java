@@ -1,0 +1,116 @@
+package org.dl4jmtp.attention;
+
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.RowMixer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.Map;
+
+/**
+ * Causal grouped-query attention (docs/model.md, "Attention"; same math as {@link AttentionMixer}) on token rows with
+ * its hand-written
+ * backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to [B, nkv, r·T, hd] and
+ * every product is one batched matmul per kv head, without repeating K and V.
+ */
+public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
+
+    /** What backprop needs from one forward pass. */
+    public static final class Forward {
+        final INDArray input;    // [n, H]
+        public final int batch;
+        final INDArray queries;  // [B, nkv, r·T, hd], scaled by 1/√hd
+        final INDArray keys;     // [B, nkv, T, hd]
+        final INDArray values;   // [B, nkv, T, hd]
+        final INDArray probs;    // [B, nkv, r·T, T]
+        final INDArray context;  // [n, nq·hd] before o_proj
+
+        private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
+                        INDArray context) {
+            this.input = input;
+            this.batch = batch;
+            this.queries = queries;
+            this.keys = keys;
+            this.values = values;
+            this.probs = probs;
+            this.context = context;
+        }
+    }
+
+    public CausalAttention(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+        super(config, params, prefix);
+    }
+
+    @Override
+    public Result<Forward> forward(INDArray x, int batch, Cache cache) {
+        int time = (int) (x.size(0) / batch);
+        int kvHeads = config.getNumKeyValueHeads();
+        // queries are kept scaled by 1/√hd: the scale then costs a pass over [n, nq·hd], not over the scores
+        INDArray queries = toHeads(linear(x, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS).muli(scale()), batch, time,
+                kvHeads, cache);                                                              // [B, nkv, r·T, hd]
+        INDArray keys = toHeads(linear(x, AttentionMixer.K_PROJ, AttentionMixer.K_BIAS), batch, time, kvHeads, cache);
+        INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
+
+        // the scores become the probabilities in place, in the cache's memory (no copy of the largest array)
+        INDArray probs = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2), time);
+        Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
+        INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
+        INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, x.dataType());
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causal, perQueryHead, 1, 2));
+        Transforms.softmax(probs.reshape(probs.length() / time, time), false);
+        INDArray context = fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads(), cache);
+        return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
+                new Forward(x, batch, queries, keys, values, probs, context));
+    }
+
+    @Override
+    public INDArray backward(Forward f, INDArray gradOut, Map<String, INDArray> gradients) {
+        int batch = f.batch;
+        int time = (int) (f.input.size(0) / batch);
+        int kvHeads = config.getNumKeyValueHeads();
+        INDArray gradContext = linearBackward(gradOut, f.context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS, gradients);
+        INDArray gradFolded = toHeads(gradContext, batch, time, kvHeads, Cache.CURRENT_SCOPE);                    // [B, nkv, r·T, hd]
+
+        INDArray gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);         // [B, nkv, T, hd]
+        INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);         // [B, nkv, r·T, T]
+        // softmax: dS = P ⊙ (dP − Σ_j dP·P); masked entries have P = 0 and get 0
+        INDArray p = f.probs.reshape(f.probs.length() / time, time);
+        INDArray dp = gradProbs.reshape(p.shape());
+        INDArray rowDot = dp.mul(p).sum(true, 1);
+        INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).reshape(f.probs.shape());
+        // scores = Q'·Kᵀ with Q' = Q/√hd
+        INDArray gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());               // [B, nkv, r·T, hd]
+        INDArray gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);         // [B, nkv, T, hd]
+
+        Cache scratch = Cache.CURRENT_SCOPE;
+        INDArray gradInput = linearBackward(fromHeads(gradQueries, batch, time, config.getNumAttentionHeads(), scratch),
+                f.input, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS, gradients);
+        gradInput.addi(linearBackward(fromHeads(gradKeys, batch, time, kvHeads, scratch), f.input,
+                AttentionMixer.K_PROJ, AttentionMixer.K_BIAS, gradients));
+        gradInput.addi(linearBackward(fromHeads(gradValues, batch, time, kvHeads, scratch), f.input,
+                AttentionMixer.V_PROJ, AttentionMixer.V_BIAS, gradients));
+        return gradInput;
+    }
+
+    private double scale() {
+        return 1.0 / Math.sqrt(config.getHeadDim());
+    }
+
+    /** Rows [B·T, heads·hd] → [B, nkv, (heads/nkv)·T, hd] (head-major within a kv head), in {@code cache}. */
+    private INDArray toHeads(INDArray rows, int batch, int time, int kvHeads, Cache cache) {
+        int headDim = config.getHeadDim();
+        long heads = rows.size(1) / headDim;
+        INDArray out = cache.createUninitialized(rows.dataType(), batch, heads, time, headDim);
+        out.assign(rows.reshape(batch, time, heads, headDim).permute(0, 2, 1, 3));
+        return out.reshape(batch, kvHeads, heads / kvHeads * time, headDim);
+    }
+
+    /** The inverse of {@link #toHeads}: [B, nkv, r·T, hd] → rows [B·T, heads·hd], in {@code cache}. */
+    private INDArray fromHeads(INDArray folded, int batch, int time, int heads, Cache cache) {
+        int headDim = config.getHeadDim();
+        return cache.copy(folded.reshape(batch, heads, time, headDim).permute(0, 2, 1, 3))
+                .reshape((long) batch * time, (long) heads * headDim);
+    }
+}

@@ -1,0 +1,99 @@
+package org.dl4jmtp.block;
+
+import lombok.Data;
+import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.SequenceSameDiffLayer;
+import org.nd4j.autodiff.samediff.SDVariable;
+import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * One backbone block of a NemotronV3 model ({@code backbone.layers.{i}}): pre-RMSNorm, the mixer of {@link #blockType},
+ * residual. Input and output [mb, H, T]. Parameter keys are the HF names below {@code backbone.layers.{i}.}
+ * ({@code norm.weight}, {@code mixer.in_proj.weight}, ...).
+ */
+@Data
+@EqualsAndHashCode(callSuper = true)
+public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
+
+    private NemotronV3Config config;
+    private BlockType blockType;
+
+    private NemotronV3BlockLayer() {
+        // for JSON deserialisation
+    }
+
+    protected NemotronV3BlockLayer(Builder builder) {
+        super(builder);
+        this.config = Objects.requireNonNull(builder.config, "config");
+        this.blockType = Objects.requireNonNull(builder.blockType, "blockType");
+    }
+
+    private NemotronV3Block block() {
+        return new NemotronV3Block(blockType, config);
+    }
+
+    @Override
+    public long inputSize() {
+        return config.getHiddenSize();
+    }
+
+    @Override
+    public long outputSize() {
+        return config.getHiddenSize();
+    }
+
+    @Override
+    public void defineParameters(SDLayerParams params) {
+        block().defineParameters(params, "");
+    }
+
+    @Override
+    public void initializeParameters(Map<String, INDArray> params) {
+        block().initializeParameters(params, "");
+    }
+
+    @Override
+    protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params) {
+        return block().define(sd, x, params, "");
+    }
+
+    @Override
+    public boolean isFrozenParam(String key) {
+        return block().isFrozen(key);
+    }
+
+    @Override
+    public boolean skipsWeightDecay(String key) {
+        return block().skipsWeightDecay(key);
+    }
+
+    public static class Builder extends SequenceSameDiffLayer.Builder<Builder> {
+        private NemotronV3Config config;
+        private BlockType blockType;
+
+        /** The model configuration (sizes, epsilon, MoE settings, ...). */
+        public Builder config(NemotronV3Config config) {
+            this.config = config;
+            return this;
+        }
+
+        /** Which mixer this block holds. */
+        public Builder blockType(BlockType blockType) {
+            this.blockType = blockType;
+            return this;
+        }
+
+        @Override
+        @SuppressWarnings("unchecked")
+        public NemotronV3BlockLayer build() {
+            return new NemotronV3BlockLayer(this);
+        }
+    }
+}

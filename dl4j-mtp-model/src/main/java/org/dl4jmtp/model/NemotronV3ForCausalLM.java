@@ -1,0 +1,236 @@
+package org.dl4jmtp.model;
+
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.generate.CachedGreedyDecoder;
+import org.dl4jmtp.generate.CachedNemotronV3;
+import org.dl4jmtp.generate.GenerationResult;
+import org.dl4jmtp.generate.Sampler;
+import org.dl4jmtp.graph.GraphNames;
+import org.dl4jmtp.graph.NemotronV3GraphBuilder;
+import org.dl4jmtp.io.HfStateDictAdapter;
+import org.dl4jmtp.io.SafetensorsCheckpoint;
+import org.dl4jmtp.io.SafetensorsDType;
+import org.dl4jmtp.io.SafetensorsWriter;
+import org.dl4jmtp.losses.MtpLossLayer;
+import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.MultiDataSet;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * A NemotronV3 causal LM with MTP heads, in three lines:
+ * <pre>
+ * var model = NemotronV3ForCausalLM.fromPretrained(dir, LoadOptions.defaults());
+ * var out = model.forward(inputIds);                 // main logits, per-depth logits, hidden states
+ * var losses = model.loss(inputIds, labels);         // total, main and per-depth losses, counts
+ * var tokens = model.generate(promptIds, 32, Sampler.of(0.8, 40, 42)).tokens();   // or Sampler.greedy()
+ * </pre>
+ * {@link #graph()} is an ordinary DL4J {@link ComputationGraph} (fit, listeners, ModelSerializer);
+ * {@link #save(Path, boolean)} writes an HF checkpoint ({@code config.json} + {@code model.safetensors}).
+ */
+public final class NemotronV3ForCausalLM {
+
+    private final NemotronV3Config config;
+    private final MtpConfig mtp;
+    private final ComputationGraph graph;
+
+    private NemotronV3ForCausalLM(NemotronV3Config config, MtpConfig mtp, ComputationGraph graph) {
+        this.config = config;
+        this.mtp = mtp;
+        this.graph = graph;
+    }
+
+    /** How to build or load a model: MTP training settings, precision and the MTP-weights policy. */
+    public record LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed) {
+        /** D = the checkpoint's num_nextn_predict_layers, not repeated, λ = 0.1, float32. */
+        public static LoadOptions defaults() {
+            return new LoadOptions(null, DataType.FLOAT, false, 12345);
+        }
+
+        public LoadOptions withMtp(MtpConfig mtp) {
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed);
+        }
+
+        public LoadOptions withDataType(DataType dataType) {
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed);
+        }
+
+        /** Accept a checkpoint without {@code mtp.*} weights: the MTP depths start from a fresh initialisation. */
+        public LoadOptions withAllowMissingMtp(boolean allow) {
+            return new LoadOptions(mtp, dataType, allow, seed);
+        }
+    }
+
+    /** Wraps a graph built by {@link #graphBuilder} (or restored with ModelSerializer) for {@code config} and {@code mtp}. */
+    public static NemotronV3ForCausalLM of(NemotronV3Config config, MtpConfig mtp, ComputationGraph graph) {
+        return new NemotronV3ForCausalLM(config, mtp, graph);
+    }
+
+    /** A freshly initialised model. */
+    public static NemotronV3ForCausalLM create(NemotronV3Config config, MtpConfig mtp, DataType dataType, long seed) {
+        return new NemotronV3ForCausalLM(config, mtp, graphBuilder(config, mtp).dataType(dataType).seed(seed).build());
+    }
+
+    /** The graph builder with the MTP loss head configured for {@code mtp}; labels [mb, 1, T]. */
+    public static NemotronV3GraphBuilder graphBuilder(NemotronV3Config config, MtpConfig mtp) {
+        return graphBuilder(config, mtp, false);
+    }
+
+    /**
+     * The graph builder with the MTP loss head configured for {@code mtp}; with {@code documentIdsInLabels} the labels
+     * are [mb, 2, T] with document ids in channel 1, and no depth's target crosses a document boundary.
+     */
+    public static NemotronV3GraphBuilder graphBuilder(NemotronV3Config config, MtpConfig mtp, boolean documentIdsInLabels) {
+        return new NemotronV3GraphBuilder(config).mtp(mtp).head(new MtpLossLayer.Builder()
+                .hiddenSize(config.getHiddenSize()).vocabSize(config.getVocabSize())
+                .initializerRange(config.getInitializerRange())
+                .documentIdsInLabels(documentIdsInLabels)
+                .mtp(mtp).build());
+    }
+
+    /** Loads {@code dir/config.json} and {@code dir/model.safetensors} (or a sharded index). */
+    public static NemotronV3ForCausalLM fromPretrained(Path dir, LoadOptions options) throws IOException {
+        NemotronV3Config config = NemotronV3Config.fromJson(dir.resolve("config.json"));
+        MtpConfig mtp = options.mtp() != null ? options.mtp() : MtpConfig.fromHf(config);
+        NemotronV3ForCausalLM model = create(config, mtp, options.dataType(), options.seed());
+        try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
+            HfStateDictAdapter.load(model.graph, checkpoint, options.allowMissingMtp());
+        }
+        return model;
+    }
+
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (float32, exact HF keys) into {@code dir}, each through a
+     * temp file. Without MTP, {@code num_nextn_predict_layers} is written as 0 and no {@code mtp.*} tensor is saved.
+     */
+    public void save(Path dir, boolean includeMtp) throws IOException {
+        Files.createDirectories(dir);
+        NemotronV3Config saved = config.copy();
+        saved.setNumNextnPredictLayers(includeMtp && mtp.enabled() ? mtp.numPhysicalDepths() : 0);
+        if (!includeMtp || !mtp.enabled()) {
+            saved.setMtpLayerTypes(null);
+        }
+        SafetensorsWriter.write(dir.resolve(SafetensorsCheckpoint.SINGLE_FILE),
+                HfStateDictAdapter.stateDict(graph, includeMtp), Map.of("format", "pt"), SafetensorsDType.F32);
+        saved.writeJson(dir.resolve("config.json"));
+    }
+
+    /** Logits and hidden states of one forward pass, all [B, T, ·]; index d-1 of the lists is MTP depth d. */
+    public record ForwardResult(INDArray mainLogits, INDArray hiddenFinal, List<INDArray> mtpLogits,
+                                List<INDArray> mtpHidden) {
+    }
+
+    /** Full forward (inference mode) over token ids [B, T]. */
+    public ForwardResult forward(INDArray inputIds) {
+        INDArray ids = TokenIds.toGraphInput(inputIds, config.getVocabSize(), graph.getConfiguration().getDataType());
+        Map<String, INDArray> activations = graph.feedForward(new INDArray[]{ids}, false, false);
+        INDArray weight = headWeight();
+        INDArray hiddenFinal = timeMajor(activations.get(GraphNames.NORM_F));
+        List<INDArray> mtpHidden = new ArrayList<>();
+        int h = config.getHiddenSize();
+        for (int p = 0; p < (mtp.enabled() ? mtp.numPhysicalDepths() : 0); p++) {
+            INDArray depthOut = activations.get(GraphNames.mtpHidden(mtp, p));
+            for (int it = 0; it < depthOut.size(1) / h; it++) {
+                mtpHidden.add(timeMajor(depthOut.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                        org.nd4j.linalg.indexing.NDArrayIndex.interval((long) it * h, (long) (it + 1) * h),
+                        org.nd4j.linalg.indexing.NDArrayIndex.all())));
+            }
+        }
+        List<INDArray> mtpLogits = new ArrayList<>();
+        for (INDArray hidden : mtpHidden) {
+            mtpLogits.add(logits(hidden, weight));
+        }
+        return new ForwardResult(logits(hiddenFinal, weight), hiddenFinal, mtpLogits, mtpHidden);
+    }
+
+    /**
+     * Up to {@code maxNewTokens} tokens after the prompt, each picked by the sampler, on the cached path
+     * ({@link CachedNemotronV3}: Mamba states and KV cache instead of a full forward per step).
+     */
+    public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler) {
+        return generate(promptIds, maxNewTokens, sampler, false);
+    }
+
+    /** As {@link #generate(int[], int, Sampler)}; with stopAtEos it ends after the first of {@link #eosTokenIds()}. */
+    public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler, boolean stopAtEos) {
+        Set<Integer> stops = stopAtEos ? eosTokenIds() : Set.of();
+        return new CachedGreedyDecoder(CachedNemotronV3.of(this), sampler).generate(promptIds, maxNewTokens, stops);
+    }
+
+    /** The config's eos_token_id (empty when it has none). */
+    public Set<Integer> eosTokenIds() {
+        return config.getEosTokenIds() == null ? Set.of() : Set.copyOf(config.getEosTokenIds());
+    }
+
+    /** Total, main and per-depth losses of a batch (input ids and pre-shifted labels [B, T], -100 = ignore). */
+    public MtpLossReport loss(INDArray inputIds, INDArray labels) {
+        graph.score(batch(inputIds, labels), false);
+        return lossLayer().lastReport();
+    }
+
+    /** d total_loss / d parameter for every parameter, by HF key, and the losses of the batch. */
+    public Map<String, INDArray> gradients(INDArray inputIds, INDArray labels) {
+        MultiDataSet batch = batch(inputIds, labels);
+        graph.setInputs(batch.getFeatures());
+        graph.setLabels(batch.getLabels());
+        graph.computeGradientAndScore();
+        Map<String, INDArray> byVariable = graph.gradient().gradientForVariable();
+        Map<String, INDArray> out = new TreeMap<>();
+        long minibatch = inputIds.size(0);   // DL4J's updater divides the raw gradient by the minibatch size
+        HfStateDictAdapter.dl4jVariableNames(graph).forEach((hf, variable) -> out.put(hf, byVariable.get(variable).div(minibatch)));
+        return out;
+    }
+
+    private MultiDataSet batch(INDArray inputIds, INDArray labels) {
+        DataType type = graph.getConfiguration().getDataType();
+        INDArray ids = TokenIds.toGraphInput(inputIds, config.getVocabSize(), type);
+        INDArray lab = TokenIds.toGraphLabels(labels, config.getVocabSize(), type);
+        return new MultiDataSet(new INDArray[]{ids}, new INDArray[]{lab});
+    }
+
+    private MtpLossRuntimeLayer lossLayer() {
+        return (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+    }
+
+    /** lm_head.weight [V, H] (a view of the graph's parameters). */
+    public INDArray headWeight() {
+        return graph.getLayer(GraphNames.LM_HEAD).getParam(MtpLossLayer.WEIGHT);
+    }
+
+    private static INDArray timeMajor(INDArray ncw) {
+        return ncw.permute(0, 2, 1).dup('c');
+    }
+
+    /** hidden [B, T, H] · Wᵀ → [B, T, V]. */
+    private static INDArray logits(INDArray hidden, INDArray weight) {
+        long b = hidden.size(0);
+        long t = hidden.size(1);
+        INDArray rows = hidden.reshape('c', b * t, hidden.size(2));
+        return rows.mmul(weight.transpose()).reshape('c', b, t, weight.size(0));
+    }
+
+    public ComputationGraph graph() {
+        return graph;
+    }
+
+    public NemotronV3Config config() {
+        return config;
+    }
+
+    public MtpConfig mtp() {
+        return mtp;
+    }
+}
