@@ -5,14 +5,15 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.io.HfStateDictAdapter;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsTensorInfo;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -88,12 +89,18 @@ public final class CheckpointSupport {
      */
     static NemotronV3ForCausalLM load(Path dir, NemotronV3Config config, MtpConfig mtp, DataType type,
                                       boolean allowMissingMtp, PrintWriter err) throws IOException {
+        return load(dir, config, mtp, type, allowMissingMtp, LayerRuntime.EXPLICIT, err);
+    }
+
+    /** As above, the model's layers running {@code runtime}. */
+    static NemotronV3ForCausalLM load(Path dir, NemotronV3Config config, MtpConfig mtp, DataType type,
+                                      boolean allowMissingMtp, LayerRuntime runtime, PrintWriter err) throws IOException {
         checkpointDir(dir);
         int stored = MtpConfig.physicalDepthsInCheckpoint(config);
         try {
             if (stored < mtp.numPhysicalDepths()) {
                 try {
-                    return fromPretrained(dir, mtp, type, allowMissingMtp);
+                    return fromPretrained(dir, mtp, type, allowMissingMtp, runtime);
                 } catch (IllegalArgumentException e) {
                     throw new UserException(e.getMessage() + "\n  (the checkpoint holds " + stored + " physical MTP"
                             + " depth(s), num_nextn_predict_layers; " + mtp.getNumLayers() + " depths"
@@ -102,12 +109,12 @@ public final class CheckpointSupport {
                 }
             }
             if (stored == mtp.numPhysicalDepths()) {
-                return fromPretrained(dir, mtp, type, allowMissingMtp);
+                return fromPretrained(dir, mtp, type, allowMissingMtp, runtime);
             }
             MtpConfig all = MtpConfig.fromHf(config, mtp.getLossScalingFactor(), stored, false);
             all.setLossNormalization(mtp.getLossNormalization());
-            NemotronV3ForCausalLM source = fromPretrained(dir, all, type, allowMissingMtp);
-            NemotronV3ForCausalLM model = NemotronV3ForCausalLM.create(config, mtp, type, 12345);
+            NemotronV3ForCausalLM source = fromPretrained(dir, all, type, allowMissingMtp, runtime);
+            NemotronV3ForCausalLM model = NemotronV3ForCausalLM.create(config, mtp, type, 12345, runtime);
             Map<String, INDArray> from = HfStateDictAdapter.parameters(source.graph());
             for (Map.Entry<String, INDArray> e : HfStateDictAdapter.parameters(model.graph()).entrySet()) {
                 INDArray value = from.get(e.getKey());
@@ -129,9 +136,9 @@ public final class CheckpointSupport {
     }
 
     private static NemotronV3ForCausalLM fromPretrained(Path dir, MtpConfig mtp, DataType type,
-                                                        boolean allowMissingMtp) throws IOException {
+                                                        boolean allowMissingMtp, LayerRuntime runtime) throws IOException {
         return NemotronV3ForCausalLM.fromPretrained(dir, NemotronV3ForCausalLM.LoadOptions.defaults()
-                .withMtp(mtp).withDataType(type).withAllowMissingMtp(allowMissingMtp));
+                .withMtp(mtp).withDataType(type).withAllowMissingMtp(allowMissingMtp).withRuntime(runtime));
     }
 
     /**

@@ -55,6 +55,9 @@ final class EvalCommand implements Callable<Integer> {
     @Mixin
     RuntimeOptions runtime = new RuntimeOptions();
 
+    @Mixin
+    LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
+
     @Option(names = "--mtp-lambda", paramLabel = "X",
             description = "MTP loss scaling factor lambda (default: ${DEFAULT-VALUE}).",
             defaultValue = "" + MtpConfig.DEFAULT_LOSS_SCALING_FACTOR)
@@ -106,7 +109,7 @@ final class EvalCommand implements Callable<Integer> {
             cl.getErr().flush();
         }
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
-                mtpOptions.allowMissingMtp, cl.getErr());
+                mtpOptions.allowMissingMtp, layerRuntime.get(cl), cl.getErr());
 
         MtpLossReport report = model.loss(data.inputIds(), data.labels());
         if (dump != null) {
@@ -135,6 +138,7 @@ final class EvalCommand implements Callable<Integer> {
         settings.put("normalization", mtp.getLossNormalization() == MtpLossNormalization.PER_DEPTH_COUNT
                 ? "depth" : "main");
         out.put("dtype", dtype.toString());
+        out.put("runtime", layerRuntime.get(cl).cliName());
         out.putArray("batch_shape").add(data.batchSize()).add(data.length());
         if (dump != null) {
             out.put("dump", dump.toString());

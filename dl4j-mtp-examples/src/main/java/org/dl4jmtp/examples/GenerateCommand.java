@@ -11,14 +11,15 @@ import org.dl4jmtp.generate.GenerationResult;
 import org.dl4jmtp.generate.Sampler;
 import org.dl4jmtp.generate.SpeculativeDecoder;
 import org.dl4jmtp.generate.TokenDecoder;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -27,8 +28,9 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code generate}: parses the options, decodes with the library's decoders and prints JSON. Greedy decoding runs on
- * the cached path ({@link CachedGreedyDecoder}, or {@link SpeculativeDecoder}); sampling, {@code --show-drafts} and
- * {@code --no-cache} recompute the full forward at every step ({@link FullRecomputeDecoder}).
+ * the cached path ({@link CachedGreedyDecoder}, or {@link SpeculativeDecoder}); sampling, {@code --show-drafts},
+ * {@code --no-cache} and {@code --runtime samediff} recompute the full forward at every step
+ * ({@link FullRecomputeDecoder}, through the graph's SameDiff layers with {@code --runtime samediff}).
  */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Greedy or sampled decoding (main head, full recomputation per step, batch 1); prints"
@@ -100,6 +102,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     RuntimeOptions runtime = new RuntimeOptions();
 
+    @Mixin
+    LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
+
     @Option(names = "--dtype", paramLabel = "float|double", defaultValue = "float",
             description = "Precision: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     Precision dtype;
@@ -156,12 +161,13 @@ final class GenerateCommand implements Callable<Integer> {
                     + " checkpoint without MTP weights)"));
         }
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
-                mtpOptions.allowMissingMtp, cl.getErr());
+                mtpOptions.allowMissingMtp, layerRuntime.get(cl), cl.getErr());
 
-        boolean cachedPath = !noCache && !showDrafts && temperature == 0;
+        boolean samediff = layerRuntime.get(cl) == LayerRuntime.SAMEDIFF;   // no cached path: full recompute
+        boolean cachedPath = !noCache && !showDrafts && temperature == 0 && !samediff;
         if (speculative < 0 || (speculative > 0 && !cachedPath)) {
             throw new ParameterException(cl, "--speculative K needs K >= 1 and greedy decoding with the cache"
-                    + " (not with --no-cache, --show-drafts or --temperature)");
+                    + " (not with --no-cache, --show-drafts, --temperature or --runtime samediff)");
         }
         if (speculative > 0 && depths == 0) {
             throw new UserException("--speculative drafts with the MTP depths, but MTP is off for this checkpoint");

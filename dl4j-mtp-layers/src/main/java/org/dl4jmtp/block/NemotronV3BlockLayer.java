@@ -2,21 +2,27 @@ package org.dl4jmtp.block;
 
 import lombok.Data;
 import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.ExplicitSequenceLayer;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.Map;
 import java.util.Objects;
 
 /**
- * One backbone block of a NemotronV3 model ({@code backbone.layers.{i}}): pre-RMSNorm, the mixer of {@link #blockType},
- * residual. Input and output [mb, H, T]. Parameter keys are the HF names below {@code backbone.layers.{i}.}
- * ({@code norm.weight}, {@code mixer.in_proj.weight}, ...).
+ * One block of a NemotronV3 model ({@code backbone.layers.{i}}, or an MTP sublayer {@code mtp.layers.{i}}): pre-RMSNorm,
+ * the mixer of {@link #blockType}, residual. Input and output [mb, H, T]. Parameter keys are the HF names below the
+ * block's prefix ({@code norm.weight}, {@code mixer.in_proj.weight}, ...).
+ *
+ * <p>Runs {@link ExplicitBlock} (written-out backprop, sparse MoE dispatch) by default, or its SameDiff definition
+ * ({@link NemotronV3Block#define}, dense MoE under the top-k mask) with {@code runtime(LayerRuntime.SAMEDIFF)}.
  */
 @Data
 @EqualsAndHashCode(callSuper = true)
@@ -65,6 +71,11 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
     }
 
     @Override
+    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
+        return new ExplicitBlock(conf, dataType);
+    }
+
+    @Override
     public boolean isFrozenParam(String key) {
         return block().isFrozen(key);
     }
@@ -74,7 +85,7 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
         return block().skipsWeightDecay(key);
     }
 
-    public static class Builder extends SequenceSameDiffLayer.Builder<Builder> {
+    public static class Builder extends SequenceSameDiffLayer.RuntimeBuilder<Builder> {
         private NemotronV3Config config;
         private BlockType blockType;
 

@@ -10,12 +10,14 @@ import org.deeplearning4j.nn.conf.graph.MergeVertex;
 import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
-import org.dl4jmtp.block.ExplicitBlockLayer;
+import org.dl4jmtp.block.NemotronV3BlockLayer;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.LinearLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
+import org.dl4jmtp.layers.Runtimes;
 import org.dl4jmtp.layers.TimeSliceLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
@@ -49,6 +51,7 @@ public final class NemotronV3GraphBuilder {
     private GradientNormalization gradientNormalization = GradientNormalization.None;
     private double gradientNormalizationThreshold = 1.0;
     private Layer head;
+    private LayerRuntime runtime = LayerRuntime.EXPLICIT;
 
     public NemotronV3GraphBuilder(NemotronV3Config config) {
         this.config = Objects.requireNonNull(config, "config");
@@ -64,6 +67,15 @@ public final class NemotronV3GraphBuilder {
     /** Network data type: FLOAT for training, DOUBLE for parity and gradient checks. */
     public NemotronV3GraphBuilder dataType(DataType dataType) {
         this.dataType = dataType;
+        return this;
+    }
+
+    /**
+     * How every dl4j-mtp layer of the graph computes (blocks, norms, {@code eh_proj}, slices, MTP depths and the loss
+     * head): {@link LayerRuntime#EXPLICIT} (default) or {@link LayerRuntime#SAMEDIFF}. Same parameters, same results.
+     */
+    public NemotronV3GraphBuilder runtime(LayerRuntime runtime) {
+        this.runtime = Objects.requireNonNull(runtime, "runtime");
         return this;
     }
 
@@ -143,12 +155,13 @@ public final class NemotronV3GraphBuilder {
         }
         g.addLayer(GraphNames.LM_HEAD, head, headInput);
         g.setOutputs(GraphNames.LM_HEAD);
-        return g.build();
+        ComputationGraphConfiguration conf = g.build();
+        Runtimes.apply(conf, runtime);
+        return conf;
     }
 
-    /** Every block is a hand-written layer (explicit backprop); its SameDiff twin is the reference in the tests. */
     private Layer block(BlockType type) {
-        return new ExplicitBlockLayer.Builder().config(config).blockType(type).build();
+        return new NemotronV3BlockLayer.Builder().config(config).blockType(type).build();
     }
 
     private RmsNormLayer rmsNorm() {

@@ -71,7 +71,7 @@ public class LinearLayer extends SequenceSameDiffLayer {
         return M21Workarounds.linear3d(sd, x, params.get(WEIGHT), nIn, nOut);
     }
 
-    public static class Builder extends SequenceSameDiffLayer.Builder<Builder> {
+    public static class Builder extends SequenceSameDiffLayer.RuntimeBuilder<Builder> {
         private long nIn;
         private long nOut;
         private double std = 0.02;

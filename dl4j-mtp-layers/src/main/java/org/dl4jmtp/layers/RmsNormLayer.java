@@ -65,7 +65,7 @@ public class RmsNormLayer extends SequenceSameDiffLayer {
         return SdMath.rmsNorm(sd, x, params.get(WEIGHT), epsilon, 3);
     }
 
-    public static class Builder extends SequenceSameDiffLayer.Builder<Builder> {
+    public static class Builder extends SequenceSameDiffLayer.RuntimeBuilder<Builder> {
         private long size;
         private double epsilon = 1e-5;
 

@@ -72,7 +72,7 @@ public abstract class RowMixer<S> {
         public final INDArray output;
         public final S state;
 
-    public     Result(INDArray output, S state) {
+        public Result(INDArray output, S state) {
             this.output = output;
             this.state = state;
         }

@@ -29,7 +29,10 @@ import java.util.Map;
  */
 @Data
 @EqualsAndHashCode(callSuper = true)
-public abstract class SequenceSameDiffLayer extends SameDiffLayer implements FrozenParams {
+public abstract class SequenceSameDiffLayer extends SameDiffLayer implements FrozenParams, RuntimeSelectable {
+
+    /** Which of the two computations runs; absent in zips written before it existed, which then run EXPLICIT. */
+    private LayerRuntime runtime = LayerRuntime.EXPLICIT;
 
     protected SequenceSameDiffLayer() {
         // for JSON deserialisation
@@ -37,6 +40,9 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
 
     protected SequenceSameDiffLayer(Builder<?> builder) {
         super(builder);
+        if (builder instanceof RuntimeBuilder) {
+            this.runtime = ((RuntimeBuilder<?>) builder).runtime;
+        }
     }
 
     /** Feature size expected at the input (NCW dimension 1). */
@@ -68,19 +74,20 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
         return M21Workarounds.fixDoubledGradient(sd, out);
     }
 
-    /** A runtime with a written-out forward pass and backprop, or null to execute {@link #defineSequence}. */
-    protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
-        return null;
-    }
+    /** The explicit runtime of this layer: its forward pass and backprop written with ND4J ops. */
+    protected abstract ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType);
 
-    /** The written-out runtime when the layer has one, set up as DL4J's {@code SameDiffLayer.instantiate} does. */
+    /**
+     * The runtime {@link #getRuntime()} selects: DL4J's SameDiff layer executing {@link #defineSequence}, or
+     * {@link #explicitRuntime}, set up as DL4J's {@code SameDiffLayer.instantiate} does.
+     */
     @Override
     public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
                              INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
-        ExplicitSequenceLayer runtime = explicitRuntime(conf, networkDataType);
-        if (runtime == null) {
+        if (runtime == LayerRuntime.SAMEDIFF) {
             return super.instantiate(conf, listeners, layerIndex, layerParamsView, initializeParams, networkDataType);
         }
+        ExplicitSequenceLayer runtime = explicitRuntime(conf, networkDataType);
         runtime.setIndex(layerIndex);
         runtime.setParamsViewArray(layerParamsView);
         runtime.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
@@ -118,5 +125,17 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
     @Override
     public List<Regularization> getRegularizationByParam(String paramName) {
         return skipsWeightDecay(paramName) ? Collections.emptyList() : super.getRegularizationByParam(paramName);
+    }
+
+    /** A builder of a dl4j-mtp sequence layer: DL4J's SameDiff layer builder plus the runtime. */
+    @SuppressWarnings("unchecked")
+    public abstract static class RuntimeBuilder<T extends RuntimeBuilder<T>> extends SameDiffLayer.Builder<T> {
+        private LayerRuntime runtime = LayerRuntime.EXPLICIT;
+
+        /** Which computation runs (default {@link LayerRuntime#EXPLICIT}). */
+        public T runtime(LayerRuntime runtime) {
+            this.runtime = java.util.Objects.requireNonNull(runtime, "runtime");
+            return (T) this;
+        }
     }
 }

@@ -51,7 +51,7 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
         final List<Iteration> iterations = new ArrayList<>();
         INDArray output;                                  // [n, k·H] rows (forward only, dropped before caching)
 
-    public     DepthForward(INDArray input) {
+        public DepthForward(INDArray input) {
             this.input = input;
         }
     }

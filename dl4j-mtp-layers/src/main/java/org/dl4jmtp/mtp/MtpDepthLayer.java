@@ -158,7 +158,7 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
         return sublayer(sub).skipsWeightDecay(key.substring(dot + 1));
     }
 
-    public static class Builder extends SequenceSameDiffLayer.Builder<Builder> {
+    public static class Builder extends SequenceSameDiffLayer.RuntimeBuilder<Builder> {
         private NemotronV3Config config;
         private List<BlockType> sublayerTypes;
         private int iterations = 1;

@@ -9,7 +9,7 @@ import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.RnnOutputLayer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
-import org.dl4jmtp.block.ExplicitBlockLayer;
+import org.dl4jmtp.block.NemotronV3BlockLayer;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.graph.NemotronV3GraphBuilder;
@@ -115,7 +115,7 @@ class SequenceLayerJsonTest {
             ComputationGraphConfiguration conf = builder(2, repeated).buildConfiguration();
             assertTrue(layerAndVertexTypes(conf).containsAll(Set.of(
                     EmbeddingSequenceLayer.class.getSimpleName(), MtpInputIdsPreProcessor.class.getSimpleName(),
-                    TimeSliceLayer.class.getSimpleName(), ExplicitBlockLayer.class.getSimpleName(), RmsNormLayer.class.getSimpleName(),
+                    TimeSliceLayer.class.getSimpleName(), NemotronV3BlockLayer.class.getSimpleName(), RmsNormLayer.class.getSimpleName(),
                     (repeated ? MtpDepthLayer.class : LinearLayer.class).getSimpleName(),
                     MergeVertex.class.getSimpleName(), RnnOutputLayer.class.getSimpleName())),
                     layerAndVertexTypes(conf).toString());
@@ -126,8 +126,8 @@ class SequenceLayerJsonTest {
             assertEquals(json, back.toJson(), "repeated=" + repeated);
             // the HF config inside every block survives too (incl. the +inf time-step limit)
             for (GraphVertex v : back.getVertices().values()) {
-                if (v instanceof LayerVertex && ((LayerVertex) v).getLayerConf().getLayer() instanceof ExplicitBlockLayer) {
-                    NemotronV3Config c = ((ExplicitBlockLayer) ((LayerVertex) v).getLayerConf().getLayer()).getConfig();
+                if (v instanceof LayerVertex && ((LayerVertex) v).getLayerConf().getLayer() instanceof NemotronV3BlockLayer) {
+                    NemotronV3Config c = ((NemotronV3BlockLayer) ((LayerVertex) v).getLayerConf().getLayer()).getConfig();
                     assertEquals(config(), c);
                     assertEquals(Double.POSITIVE_INFINITY, c.getTimeStepLimit()[1]);
                 }

@@ -9,7 +9,9 @@ import org.deeplearning4j.nn.conf.layers.samediff.SameDiffOutputLayer;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.ParamInit;
+import org.dl4jmtp.layers.RuntimeSelectable;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -32,7 +34,7 @@ import java.util.Map;
  */
 @Data
 @EqualsAndHashCode(callSuper = true)
-public class MtpLossLayer extends SameDiffOutputLayer {
+public class MtpLossLayer extends SameDiffOutputLayer implements RuntimeSelectable {
 
     public static final String WEIGHT = "weight";
 
@@ -43,6 +45,8 @@ public class MtpLossLayer extends SameDiffOutputLayer {
     private MtpLossNormalization normalization = MtpLossNormalization.MAIN_LABEL_COUNT;
     private boolean documentIdsInLabels;
     private double initializerRange = 0.02;
+    /** Which computation runs; absent in zips written before it existed, which then run EXPLICIT. */
+    private LayerRuntime runtime = LayerRuntime.EXPLICIT;
     /** Name of the main-logits variable, set when the layer's SameDiff is defined. */
     private String mainLogitsName;
 
@@ -66,6 +70,7 @@ public class MtpLossLayer extends SameDiffOutputLayer {
         this.normalization = builder.normalization;
         this.documentIdsInLabels = builder.documentIdsInLabels;
         this.initializerRange = builder.initializerRange;
+        this.runtime = builder.runtime;
     }
 
     @Override
@@ -104,7 +109,8 @@ public class MtpLossLayer extends SameDiffOutputLayer {
     public org.deeplearning4j.nn.api.Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners,
                                                        int layerIndex, INDArray layerParamsView, boolean initializeParams,
                                                        DataType networkDataType) {
-        MtpLossRuntimeLayer layer = new MtpLossRuntimeLayer(conf, networkDataType);
+        org.deeplearning4j.nn.layers.samediff.SameDiffOutputLayer layer = runtime == LayerRuntime.SAMEDIFF
+                ? new SameDiffMtpLoss(conf, networkDataType) : new MtpLossRuntimeLayer(conf, networkDataType);
         layer.setIndex(layerIndex);
         layer.setParamsViewArray(layerParamsView);
         layer.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
@@ -121,6 +127,7 @@ public class MtpLossLayer extends SameDiffOutputLayer {
         private MtpLossNormalization normalization = MtpLossNormalization.MAIN_LABEL_COUNT;
         private boolean documentIdsInLabels;
         private double initializerRange = 0.02;
+        private LayerRuntime runtime = LayerRuntime.EXPLICIT;
 
         public Builder hiddenSize(int hiddenSize) {
             this.hiddenSize = hiddenSize;
@@ -149,6 +156,12 @@ public class MtpLossLayer extends SameDiffOutputLayer {
         /** Standard deviation of the N(0, σ²) init of lm_head.weight. */
         public Builder initializerRange(double initializerRange) {
             this.initializerRange = initializerRange;
+            return this;
+        }
+
+        /** Which computation runs (default {@link LayerRuntime#EXPLICIT}); the graph builder sets it for the graph. */
+        public Builder runtime(LayerRuntime runtime) {
+            this.runtime = java.util.Objects.requireNonNull(runtime, "runtime");
             return this;
         }
 

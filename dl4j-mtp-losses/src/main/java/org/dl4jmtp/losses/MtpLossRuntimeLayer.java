@@ -12,9 +12,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * The runtime of {@link MtpLossLayer}: computes the head and its loss with plain ND4J ops and a written-out gradient
- * ({@link MtpHeadLoss}) instead of executing the layer's SameDiff definition, which stays the reference it is tested
- * against. Also keeps the per-depth report of the last scored batch for listeners ({@link #lastReport()}).
+ * The explicit runtime of {@link MtpLossLayer}: computes the head and its loss with plain ND4J ops and a written-out
+ * gradient ({@link MtpHeadLoss}); {@link SameDiffMtpLoss} executes the layer's SameDiff definition instead. Also keeps the per-depth report of the last scored batch for listeners ({@link #lastReport()}).
  *
  * <p>In a training step ({@code computeGradientAndScore}) DL4J runs this layer's backprop and then asks for its score
  * on the same input and labels. Backprop already computes the score and the report, so the {@link #computeScore} that
@@ -22,7 +21,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * That result is used once, only for the very same input and labels arrays, and dropped by {@link #clear()} (the end
  * of every fit step).
  */
-public class MtpLossRuntimeLayer extends SameDiffOutputLayer {
+public class MtpLossRuntimeLayer extends SameDiffOutputLayer implements MtpLossReporting {
 
     private transient MtpLossReport lastReport;
     /** Score and report computed by the last backprop, waiting for the computeScore of the same step. */
@@ -90,11 +89,7 @@ public class MtpLossRuntimeLayer extends SameDiffOutputLayer {
         scoredByBackprop = null;
     }
 
-    /**
-     * Scores a head input [mb, (1+D)·H, T] and labels directly, without workspaces, e.g. on activations recorded by
-     * {@code feedForward} (validation): no second backbone pass. Like any scoring, this sets the layer's input, labels
-     * and {@link #lastReport()}.
-     */
+    @Override
     public MtpLossReport evaluate(INDArray headInput, INDArray labels) {
         LayerWorkspaceMgr noWorkspaces = LayerWorkspaceMgr.noWorkspaces();
         setInput(headInput, noWorkspaces);
@@ -103,12 +98,12 @@ public class MtpLossRuntimeLayer extends SameDiffOutputLayer {
         return lastReport;
     }
 
-    /** Per-depth losses and label counts of the last batch this layer scored (null before the first). */
+    @Override
     public MtpLossReport lastReport() {
         return lastReport;
     }
 
-    /** Replaces the report, for {@code DataParallelGraph}, which combines the reports of its batch slices. */
+    @Override
     public void setLastReport(MtpLossReport report) {
         this.lastReport = report;
     }

@@ -6,7 +6,7 @@ import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
-import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.losses.MtpLossReporting;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
@@ -131,7 +131,7 @@ public class DataParallelGraph extends ComputationGraph {
         for (ComputationGraph g : graphs) {
             reports.add(lossLayer(g).lastReport());
         }
-        MtpLossNormalization normalization = ((MtpLossLayer) lossLayer(this).layerConf()).getNormalization();
+        MtpLossNormalization normalization = ((MtpLossLayer) getLayer(GraphNames.LM_HEAD).conf().getLayer()).getNormalization();
         if (!splitsExactly(reports, normalization)) {
             super.computeGradientAndScore(workspaceMgr);  // exact, at serial speed
             return;
@@ -212,8 +212,8 @@ public class DataParallelGraph extends ComputationGraph {
         }
     }
 
-    private static MtpLossRuntimeLayer lossLayer(ComputationGraph graph) {
-        return (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+    private static MtpLossReporting lossLayer(ComputationGraph graph) {
+        return (MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD);
     }
 
     /** Slice boundaries: {@code slices} contiguous row ranges of sizes differing by at most one. */

@@ -5,17 +5,21 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.generate.CachedGreedyDecoder;
 import org.dl4jmtp.generate.CachedNemotronV3;
+import org.dl4jmtp.generate.FullRecomputeDecoder;
 import org.dl4jmtp.generate.GenerationResult;
 import org.dl4jmtp.generate.Sampler;
+import org.dl4jmtp.generate.TokenDecoder;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.graph.NemotronV3GraphBuilder;
 import org.dl4jmtp.io.HfStateDictAdapter;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsDType;
 import org.dl4jmtp.io.SafetensorsWriter;
+import org.dl4jmtp.layers.LayerRuntime;
+import org.dl4jmtp.layers.Runtimes;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
-import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.losses.MtpLossReporting;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
@@ -27,6 +31,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 
@@ -54,23 +59,38 @@ public final class NemotronV3ForCausalLM {
     }
 
     /** How to build or load a model: MTP training settings, precision and the MTP-weights policy. */
-    public record LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed) {
-        /** D = the checkpoint's num_nextn_predict_layers, not repeated, λ = 0.1, float32. */
+    public record LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed, LayerRuntime runtime) {
+
+        public LoadOptions {
+            Objects.requireNonNull(runtime, "runtime");
+        }
+
+        /** The options before the runtime existed: the explicit runtime. */
+        public LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed) {
+            this(mtp, dataType, allowMissingMtp, seed, LayerRuntime.EXPLICIT);
+        }
+
+        /** D = the checkpoint's num_nextn_predict_layers, not repeated, λ = 0.1, float32, the explicit runtime. */
         public static LoadOptions defaults() {
-            return new LoadOptions(null, DataType.FLOAT, false, 12345);
+            return new LoadOptions(null, DataType.FLOAT, false, 12345, LayerRuntime.EXPLICIT);
         }
 
         public LoadOptions withMtp(MtpConfig mtp) {
-            return new LoadOptions(mtp, dataType, allowMissingMtp, seed);
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
         }
 
         public LoadOptions withDataType(DataType dataType) {
-            return new LoadOptions(mtp, dataType, allowMissingMtp, seed);
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
         }
 
         /** Accept a checkpoint without {@code mtp.*} weights: the MTP depths start from a fresh initialisation. */
         public LoadOptions withAllowMissingMtp(boolean allow) {
-            return new LoadOptions(mtp, dataType, allow, seed);
+            return new LoadOptions(mtp, dataType, allow, seed, runtime);
+        }
+
+        /** Which computation the graph's layers run ({@link LayerRuntime#EXPLICIT} by default). */
+        public LoadOptions withRuntime(LayerRuntime runtime) {
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
         }
     }
 
@@ -79,9 +99,16 @@ public final class NemotronV3ForCausalLM {
         return new NemotronV3ForCausalLM(config, mtp, graph);
     }
 
-    /** A freshly initialised model. */
+    /** A freshly initialised model on the explicit runtime. */
     public static NemotronV3ForCausalLM create(NemotronV3Config config, MtpConfig mtp, DataType dataType, long seed) {
-        return new NemotronV3ForCausalLM(config, mtp, graphBuilder(config, mtp).dataType(dataType).seed(seed).build());
+        return create(config, mtp, dataType, seed, LayerRuntime.EXPLICIT);
+    }
+
+    /** A freshly initialised model whose layers run {@code runtime}. */
+    public static NemotronV3ForCausalLM create(NemotronV3Config config, MtpConfig mtp, DataType dataType, long seed,
+                                              LayerRuntime runtime) {
+        return new NemotronV3ForCausalLM(config, mtp,
+                graphBuilder(config, mtp).dataType(dataType).seed(seed).runtime(runtime).build());
     }
 
     /** The graph builder with the MTP loss head configured for {@code mtp}; labels [mb, 1, T]. */
@@ -105,7 +132,7 @@ public final class NemotronV3ForCausalLM {
     public static NemotronV3ForCausalLM fromPretrained(Path dir, LoadOptions options) throws IOException {
         NemotronV3Config config = NemotronV3Config.fromJson(dir.resolve("config.json"));
         MtpConfig mtp = options.mtp() != null ? options.mtp() : MtpConfig.fromHf(config);
-        NemotronV3ForCausalLM model = create(config, mtp, options.dataType(), options.seed());
+        NemotronV3ForCausalLM model = create(config, mtp, options.dataType(), options.seed(), options.runtime());
         try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
             HfStateDictAdapter.load(model.graph, checkpoint, options.allowMissingMtp());
         }
@@ -157,8 +184,9 @@ public final class NemotronV3ForCausalLM {
     }
 
     /**
-     * Up to {@code maxNewTokens} tokens after the prompt, each picked by the sampler, on the cached path
-     * ({@link CachedNemotronV3}: Mamba states and KV cache instead of a full forward per step).
+     * Up to {@code maxNewTokens} tokens after the prompt, each picked by the sampler. On the explicit runtime this is
+     * the cached path ({@link CachedNemotronV3}: Mamba states and KV cache instead of a full forward per step); on the
+     * SameDiff runtime every step is a full forward pass through the graph's SameDiff layers.
      */
     public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler) {
         return generate(promptIds, maxNewTokens, sampler, false);
@@ -167,7 +195,19 @@ public final class NemotronV3ForCausalLM {
     /** As {@link #generate(int[], int, Sampler)}; with stopAtEos it ends after the first of {@link #eosTokenIds()}. */
     public GenerationResult generate(int[] promptIds, int maxNewTokens, Sampler sampler, boolean stopAtEos) {
         Set<Integer> stops = stopAtEos ? eosTokenIds() : Set.of();
-        return new CachedGreedyDecoder(CachedNemotronV3.of(this), sampler).generate(promptIds, maxNewTokens, stops);
+        return decoder(sampler).generate(promptIds, maxNewTokens, stops);
+    }
+
+    /** The decoder {@link #generate} uses: cached on the explicit runtime, full recompute on the SameDiff one. */
+    public TokenDecoder decoder(Sampler sampler) {
+        return runtime() == LayerRuntime.SAMEDIFF
+                ? new FullRecomputeDecoder(this, sampler)
+                : new CachedGreedyDecoder(CachedNemotronV3.of(this), sampler);
+    }
+
+    /** The runtime of the graph's layers (null if a hand-assembled graph mixes them). */
+    public LayerRuntime runtime() {
+        return Runtimes.of(graph.getConfiguration());
     }
 
     /** The config's eos_token_id (empty when it has none). */
@@ -201,8 +241,8 @@ public final class NemotronV3ForCausalLM {
         return new MultiDataSet(new INDArray[]{ids}, new INDArray[]{lab});
     }
 
-    private MtpLossRuntimeLayer lossLayer() {
-        return (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+    private MtpLossReporting lossLayer() {
+        return (MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD);
     }
 
     /** lm_head.weight [V, H] (a view of the graph's parameters). */

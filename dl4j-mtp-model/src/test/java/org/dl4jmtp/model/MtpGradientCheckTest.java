@@ -3,7 +3,7 @@ package org.dl4jmtp.model;
 import org.deeplearning4j.gradientcheck.GradientCheckUtil;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
-import org.dl4jmtp.block.ExplicitBlockLayer;
+import org.dl4jmtp.block.NemotronV3BlockLayer;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -227,7 +227,7 @@ class MtpGradientCheckTest {
         NemotronV3Config cfg = tinyConfig("M*", "*E", 2);
         ComputationGraph graph = gradientCheckGraph(cfg, mtp(2, "*E", false, MtpLossNormalization.MAIN_LABEL_COUNT), 42);
         assertNotNull(graph.getLayer(GraphNames.mtpSublayer(3)), "two physical depths of two sublayers");
-        assertTrue(graph.getLayer(GraphNames.mtpSublayer(3)).conf().getLayer() instanceof ExplicitBlockLayer,
+        assertTrue(graph.getLayer(GraphNames.mtpSublayer(3)).conf().getLayer() instanceof NemotronV3BlockLayer,
                 "an MTP MoE sublayer is the same layer as a backbone MoE block");
         // the correction bias only selects experts: its gradient is exactly zero (numerically too, absent near-ties)
         assertGradientsPass(graph, "mtp.layers.0.enorm.weight", "mtp.layers.2.hnorm.weight",

@@ -5,8 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
-import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.LayerRuntimeOption;
+import org.dl4jmtp.examples.launch.ReplicaPolicy;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.model.DataParallelGraph;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -14,9 +16,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Adam;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -45,9 +47,9 @@ import java.util.concurrent.Callable;
  * dense MLP up/down; lm_head; per MTP depth eh_proj (2H²) + its sublayers + lm_head again; embedding, norms and
  * elementwise ops excluded), F_extra = forward non-weight matmul FLOPs: 4·T·nq·hd per attention layer and
  * 2·Q·(G·N + nh·P) + 4·nh·P·N per Mamba layer. This counts a sparse MoE (k routed experts per token), which is what
- * the graph's MoE blocks execute ({@code SparseMoe} dispatches each token to its k experts). The SameDiff
- * {@code MoeMixer} computes every expert; the graph uses it only inside the weight-tied MTP depth
- * ({@code MtpDepthLayer}, {@code mtp_use_repeated_layer}), where executed FLOPs exceed the reported ones.
+ * the explicit runtime executes ({@code SparseMoe} dispatches each token to its k experts). With {@code --runtime
+ * samediff} the SameDiff {@code MoeMixer} computes every expert on every token, so executed FLOPs exceed the reported
+ * ones there.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time full training steps (forward + loss + backward + Adam) on a shared benchmark preset.")
@@ -91,10 +93,12 @@ public class BenchCommand implements Callable<Integer> {
     int gcEvery = 0;
 
     @Option(names = "--op-profile", description = "attach a listener timing every op of the graph's SameDiff layers"
-            + " and report the top N op types / layers over the measured steps (0 = off, the default). The graphs the"
-            + " builder makes run no SameDiff layer (every layer is written out), so this reports nothing for them;"
-            + " it remains for graphs that do")
+            + " and report the top N op types / layers over the measured steps (0 = off, the default). Needs"
+            + " --runtime samediff: the explicit runtime executes no SameDiff op")
     int opProfileTop = 0;
+
+    @CommandLine.Mixin
+    LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
 
     @Option(names = "--replicas", description = "compute each step's gradient on this many slices of the batch in"
             + " parallel (DataParallelGraph; exact); 1 = plain graph.fit (default: one per core, at most the batch size, for models large enough to gain; else 1)")
@@ -164,8 +168,12 @@ public class BenchCommand implements Callable<Integer> {
             replicas = ReplicaPolicy.defaultReplicas(config, mtp, batch, seqLen);
         }
         long buildStart = System.nanoTime();
+        LayerRuntime runtime = layerRuntime.get(spec == null ? null : spec.commandLine());
+        if (opProfileTop > 0 && runtime != LayerRuntime.SAMEDIFF) {
+            throw new IllegalArgumentException("--op-profile times SameDiff ops: use it with --runtime samediff");
+        }
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp)
-                .updater(adam).dataType(DataType.FLOAT).seed(seed).build();
+                .updater(adam).dataType(DataType.FLOAT).seed(seed).runtime(runtime).build();
         if (replicas > 1) {
             graph = DataParallelGraph.of(graph, replicas);
         }
@@ -241,7 +249,10 @@ public class BenchCommand implements Callable<Integer> {
 
         Map<String, Object> res = new LinkedHashMap<>();
         res.put("preset", preset);
-        res.put("implementation", "dl4j-mtp (DL4J/ND4J 1.0.0-M2.1 ComputationGraph, hand-written block layers, sparse MoE)");
+        res.put("implementation", runtime == LayerRuntime.SAMEDIFF
+                ? "dl4j-mtp (DL4J/ND4J 1.0.0-M2.1 ComputationGraph, SameDiff layers, dense MoE)"
+                : "dl4j-mtp (DL4J/ND4J 1.0.0-M2.1 ComputationGraph, explicit layers, sparse MoE)");
+        res.put("runtime", runtime.cliName());
         res.put("batch_size", batch);
         res.put("seq_len", seqLen);
         res.put("tokens_per_step", tokensPerStep);

@@ -4,21 +4,22 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.CheckpointSupport;
+import org.dl4jmtp.examples.LayerRuntimeOption;
 import org.dl4jmtp.examples.UserException;
-import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.examples.data.ByteTokenizer;
 import org.dl4jmtp.examples.data.Corpus;
 import org.dl4jmtp.examples.data.CorpusUnavailableException;
 import org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer;
 import org.dl4jmtp.examples.data.Tokenizer;
+import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.examples.ui.TrainingUi;
 import org.dl4jmtp.ui.MtpDashboard;
 import org.dl4jmtp.ui.StatsRewind;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -92,6 +93,9 @@ public final class TrainCommand implements Callable<Integer> {
             + " threads (exact; default: one per core, at most the batch size, for models large enough to gain;"
             + " else 1).") Integer replicas;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
+
+    @CommandLine.Mixin
+    LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
     @Option(names = "--ui", description = "Watch training in the DL4J UI with the MTP page (stats in <run dir>/stats.dl4j).")
     boolean ui;
     @Option(names = "--ui-port", paramLabel = "P", description = "UI port (implies --ui; default: 9000; the next free port if busy).")
@@ -159,7 +163,7 @@ public final class TrainCommand implements Callable<Integer> {
             throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
         }
         return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, type);
+                checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName());
     }
 
     /**

@@ -16,12 +16,23 @@ package org.dl4jmtp.examples.train;
  * @param checkpointEvery  DL4J checkpoint every N steps (and at the end)
  * @param keepCheckpoints  checkpoints kept on disk
  * @param dataType         FLOAT or DOUBLE
+ * @param runtime          the layers' runtime, {@code explicit} or {@code samediff} (absent in older run files: explicit)
  */
 public record TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps,
                            double minLrRatio, double gradientClip, long seed, int evalEvery, int evalBatches,
-                           int checkpointEvery, int keepCheckpoints, String dataType) {
+                           int checkpointEvery, int keepCheckpoints, String dataType, String runtime) {
+
+    /** The settings on the explicit runtime (the form before the runtime was selectable). */
+    public TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps, double minLrRatio,
+                        double gradientClip, long seed, int evalEvery, int evalBatches, int checkpointEvery,
+                        int keepCheckpoints, String dataType) {
+        this(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed, evalEvery, evalBatches,
+                checkpointEvery, keepCheckpoints, dataType, null);
+    }
 
     public TrainOptions {
+        runtime = (runtime == null ? org.dl4jmtp.layers.LayerRuntime.EXPLICIT
+                : org.dl4jmtp.layers.LayerRuntime.parse(runtime)).cliName();
         if (steps <= 0 || batchSize <= 0 || seqLen <= 1) {
             throw new IllegalArgumentException("steps, batch size must be > 0 and sequence length > 1, got "
                     + steps + ", " + batchSize + ", " + seqLen);
@@ -29,6 +40,11 @@ public record TrainOptions(int steps, int batchSize, int seqLen, double learning
         if (evalEvery <= 0 || checkpointEvery <= 0 || keepCheckpoints <= 0 || evalBatches <= 0) {
             throw new IllegalArgumentException("eval-every, eval-batches, checkpoint-every and keep-checkpoints must be > 0");
         }
+    }
+
+    /** The layers' runtime. */
+    public org.dl4jmtp.layers.LayerRuntime layerRuntime() {
+        return org.dl4jmtp.layers.LayerRuntime.parse(runtime);
     }
 
     public org.nd4j.linalg.api.buffer.DataType nd4jDataType() {

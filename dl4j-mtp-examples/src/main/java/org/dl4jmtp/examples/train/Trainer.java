@@ -13,7 +13,7 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.io.AtomicFiles;
 import org.dl4jmtp.losses.MtpLossReport;
-import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.losses.MtpLossReporting;
 import org.dl4jmtp.model.DataParallelGraph;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
@@ -111,6 +111,7 @@ public final class Trainer {
         ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
                 .seed(options.seed())
+                .runtime(options.layerRuntime())
                 .updater(new Adam(schedule(options)))
                 .gradientNormalization(options.gradientClip() > 0 ? GradientNormalization.ClipL2PerLayer
                         : GradientNormalization.None, options.gradientClip() > 0 ? options.gradientClip() : 1.0)
@@ -317,7 +318,7 @@ public final class Trainer {
                 step++;
                 trainSeconds += seconds;
                 trainTokens += tokensPerStep;
-                MtpLossReport losses = ((MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD)).lastReport();
+                MtpLossReport losses = ((MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD)).lastReport();
                 double score = graph.score();
                 if (!Double.isFinite(score) || losses == null || !Double.isFinite(losses.totalLoss())) {
                     throw new TrainingDivergedException("Loss is " + score + " at step " + step

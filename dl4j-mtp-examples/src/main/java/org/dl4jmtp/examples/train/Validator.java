@@ -7,7 +7,7 @@ import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
-import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.losses.MtpLossReporting;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.dl4jmtp.moe.MoeMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -30,13 +30,13 @@ import java.util.Map;
 public final class Validator {
 
     private final NemotronV3ForCausalLM model;
-    private final MtpLossRuntimeLayer lossLayer;
+    private final MtpLossReporting lossLayer;
     private final MtpLossLayer lossSettings;
 
     public Validator(NemotronV3ForCausalLM model) {
         this.model = model;
-        this.lossLayer = (MtpLossRuntimeLayer) model.graph().getLayer(GraphNames.LM_HEAD);
-        this.lossSettings = (MtpLossLayer) lossLayer.conf().getLayer();
+        this.lossLayer = (MtpLossReporting) model.graph().getLayer(GraphNames.LM_HEAD);
+        this.lossSettings = (MtpLossLayer) model.graph().getLayer(GraphNames.LM_HEAD).conf().getLayer();
     }
 
     public ValidationReport evaluate(MultiDataSetIterator batches) {

@@ -12,9 +12,12 @@ import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.DoublePrecisionSingleThread;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.moe.MoeMixer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.nd4j.linalg.activations.Activation;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -30,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link ExplicitBlockLayer} (hand-written backprop; sparse MoE dispatch) against the SameDiff block of the same type
+ * {@link ExplicitBlock} (written-out backprop; sparse MoE dispatch) against the SameDiff runtime of the same block
  * ({@link NemotronV3BlockLayer}; dense MoE mask) on the same parameters, in double precision: output, score and every
  * parameter gradient (the embedding-free graph's input gradient flows through the block's own parameters' checks).
  * MoE: top-1/top-2/top-3, with and without normalised weights and LatentMoE, a non-zero correction bias. Attention:
@@ -39,7 +42,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * inside the builder's graphs is in {@code LayerGradientCheckTest}.
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
-class ExplicitBlockLayerTest {
+class ExplicitBlockTest {
 
     private static final int H = 8;
     private static final int V = 5;
@@ -129,8 +132,8 @@ class ExplicitBlockLayerTest {
     /** The sparse graph and its dense twin, with the same O(1)-scale parameters and a non-zero correction bias. */
     private static ComputationGraph[] pair(NemotronV3Config cfg, long seed) {
         BlockType type = cfg.getLayerTypes().get(0);
-        ComputationGraph sparse = graph(new ExplicitBlockLayer.Builder().config(cfg).blockType(type).build());
-        ComputationGraph dense = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(type).build());
+        ComputationGraph sparse = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(type).runtime(LayerRuntime.EXPLICIT).build());
+        ComputationGraph dense = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(type).runtime(LayerRuntime.SAMEDIFF).build());
         Random r = new Random(seed);
         for (Map.Entry<String, INDArray> e : sparse.paramTable().entrySet()) {
             INDArray v = e.getValue();
@@ -273,10 +276,12 @@ class ExplicitBlockLayerTest {
     }
 
     /** A frozen buffer stays as loaded under Adam with weight decay (no gradient, no decay), as in the SameDiff block. */
-    @Test
-    void correctionBiasIsUntouchedByAdamWithWeightDecay() {
+    @ParameterizedTest
+    @EnumSource(LayerRuntime.class)
+    void correctionBiasIsUntouchedByAdamWithWeightDecay(LayerRuntime runtime) {
         NemotronV3Config cfg = config(4, 2, true, null);
-        ComputationGraph graph = graph(new ExplicitBlockLayer.Builder().config(cfg).blockType(BlockType.MOE).build(),
+        ComputationGraph graph = graph(new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE)
+                        .runtime(runtime).build(),
                 new NeuralNetConfiguration.Builder().updater(new Adam(1e-1)).weightDecay(0.1));
         String bias = "block_" + NemotronV3Block.MIXER_PREFIX + MoeMixer.CORRECTION_BIAS;
         graph.getParam(bias).assign(Nd4j.createFromArray(0.3, -0.2, 0.1, 0.0));
@@ -305,14 +310,15 @@ class ExplicitBlockLayerTest {
         NemotronV3Config cfg = config(4, 2, true, null);
         ComputationGraph[] graphs = pair(cfg, 21);
         INDArray[] data = data(22);
-        ExplicitBlockLayer explicit = (ExplicitBlockLayer) graphs[0].getLayer("block").conf().getLayer();
+        NemotronV3BlockLayer explicit = (NemotronV3BlockLayer) graphs[0].getLayer("block").conf().getLayer();
         assertEquals(BlockType.MOE, explicit.getBlockType());
+        assertEquals(LayerRuntime.EXPLICIT, explicit.getRuntime());
         for (int step = 0; step < 3; step++) {
             for (ComputationGraph g : graphs) {
                 g.fit(new INDArray[]{data[0]}, new INDArray[]{data[1]});
             }
         }
-        ExplicitBlockRuntimeLayer layer = (ExplicitBlockRuntimeLayer) graphs[0].getLayer("block");
+        ExplicitBlock layer = (ExplicitBlock) graphs[0].getLayer("block");
         assertEquals(3, layer.forwardPasses(), "backprop must reuse the training forward pass");
         for (Map.Entry<String, INDArray> e : graphs[1].paramTable().entrySet()) {
             assertTrue(e.getValue().equalsWithEps(graphs[0].paramTable().get(e.getKey()), 1e-9),
@@ -330,7 +336,7 @@ class ExplicitBlockLayerTest {
         INDArray x = data(32)[0];
         INDArray epsilon = Nd4j.rand(DataType.DOUBLE, MB, H, T);
         graphs[0].initGradientsView();
-        ExplicitBlockRuntimeLayer layer = (ExplicitBlockRuntimeLayer) graphs[0].getLayer("block");
+        ExplicitBlock layer = (ExplicitBlock) graphs[0].getLayer("block");
         LayerWorkspaceMgr mgr = LayerWorkspaceMgr.noWorkspaces();
         layer.setInput(x, mgr);
         layer.activate(true, mgr);
