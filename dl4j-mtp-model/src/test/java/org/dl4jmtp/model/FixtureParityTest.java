@@ -6,9 +6,12 @@ import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.losses.MtpLossReport;
-import org.dl4jmtp.losses.MtpLossRuntimeLayer;
+import org.dl4jmtp.losses.MtpLossReporting;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -19,25 +22,31 @@ import static org.dl4jmtp.model.TinyHybridFixture.relativeMaxError;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Every output, loss and gradient against ../shared/fixtures/tiny-hybrid (computed by the reference in float64). */
+/**
+ * Every output, loss and gradient against ../shared/fixtures/tiny-hybrid (computed by the reference in float64), on
+ * both runtimes.
+ */
 class FixtureParityTest {
 
     /** The expected tensors are float64 results rounded to float32: compare with the README's 1e-6 in double. */
     private static final double DOUBLE_TOL = 1e-6;
     private static final double FLOAT_TOL = 1e-4;
 
-    @Test
-    void doublePrecisionMatchesEveryTensorLossAndGradient() throws Exception {
-        check(DataType.DOUBLE, DOUBLE_TOL, 1e-10);
+    @ParameterizedTest
+    @EnumSource(LayerRuntime.class)
+    void doublePrecisionMatchesEveryTensorLossAndGradient(LayerRuntime runtime) throws Exception {
+        check(DataType.DOUBLE, runtime, DOUBLE_TOL, 1e-10);
     }
 
-    @Test
-    void floatPrecisionMatchesWithinFloatTolerance() throws Exception {
-        check(DataType.FLOAT, FLOAT_TOL, 1e-5);
+    @ParameterizedTest
+    @EnumSource(LayerRuntime.class)
+    void floatPrecisionMatchesWithinFloatTolerance(LayerRuntime runtime) throws Exception {
+        check(DataType.FLOAT, runtime, FLOAT_TOL, 1e-5);
     }
 
-    private void check(DataType type, double tol, double lossTol) throws Exception {
-        NemotronV3ForCausalLM model = TinyHybridFixture.load(type);
+    private void check(DataType type, LayerRuntime runtime, double tol, double lossTol) throws Exception {
+        NemotronV3ForCausalLM model = TinyHybridFixture.load(type, runtime);
+        assertEquals(runtime, model.runtime(), "every layer runs the requested runtime");
         JsonNode expected = TinyHybridFixture.expected();
         try (SafetensorsCheckpoint io = TinyHybridFixture.io()) {
             INDArray ids = io.get("input_ids");
@@ -92,21 +101,22 @@ class FixtureParityTest {
      * The per-depth report of a training step (fit: scored inside DL4J's training workspaces, before the update) and
      * of a head input recorded by feedForward (validation), against the reference.
      */
-    @Test
-    void lossReportOfTrainingStepAndOfRecordedHeadInputMatches() throws Exception {
+    @ParameterizedTest
+    @EnumSource(LayerRuntime.class)
+    void lossReportOfTrainingStepAndOfRecordedHeadInputMatches(LayerRuntime runtime) throws Exception {
         JsonNode expected = TinyHybridFixture.expected();
         try (SafetensorsCheckpoint io = TinyHybridFixture.io()) {
             INDArray ids = TokenIds.toGraphInput(io.get("input_ids"), 97, DataType.DOUBLE);
             INDArray labels = TokenIds.toGraphLabels(io.get("labels"), 97, DataType.DOUBLE);
 
-            ComputationGraph graph = TinyHybridFixture.load(DataType.DOUBLE).graph();
-            MtpLossRuntimeLayer lossLayer = (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+            ComputationGraph graph = TinyHybridFixture.load(DataType.DOUBLE, runtime).graph();
+            MtpLossReporting lossLayer = (MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD);
             graph.fit(new org.nd4j.linalg.dataset.MultiDataSet(ids, labels));
             assertReportMatches(expected, lossLayer.lastReport(), "fit");
             assertEquals(expected.get("total_loss").asDouble(), graph.score(), 1e-10, "fit: score()");
 
-            graph = TinyHybridFixture.load(DataType.DOUBLE).graph();
-            lossLayer = (MtpLossRuntimeLayer) graph.getLayer(GraphNames.LM_HEAD);
+            graph = TinyHybridFixture.load(DataType.DOUBLE, runtime).graph();
+            lossLayer = (MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD);
             INDArray headInput = graph.feedForward(new INDArray[]{ids}, false, false).get(GraphNames.LM_HEAD_INPUT);
             assertReportMatches(expected, lossLayer.evaluate(headInput, labels), "evaluate");
         }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
+import org.dl4jmtp.layers.LayerRuntime;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -39,8 +40,12 @@ final class TinyHybridFixture {
     }
 
     static NemotronV3ForCausalLM load(DataType type) throws IOException {
-        return NemotronV3ForCausalLM.fromPretrained(dir(),
-                NemotronV3ForCausalLM.LoadOptions.defaults().withMtp(mtpSettings()).withDataType(type));
+        return load(type, LayerRuntime.EXPLICIT);
+    }
+
+    static NemotronV3ForCausalLM load(DataType type, LayerRuntime runtime) throws IOException {
+        return NemotronV3ForCausalLM.fromPretrained(dir(), NemotronV3ForCausalLM.LoadOptions.defaults()
+                .withMtp(mtpSettings()).withDataType(type).withRuntime(runtime));
     }
 
     static SafetensorsCheckpoint io() throws IOException {
