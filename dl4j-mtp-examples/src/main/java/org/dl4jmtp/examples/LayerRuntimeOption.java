@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 public final class LayerRuntimeOption {
 
     @Option(names = "--runtime", paramLabel = "explicit|samediff", defaultValue = "explicit",
-            description = "explicit (default: ND4J ops with a written-out backprop, sparse MoE, cached decoding) or"
+            description = "explicit (default: ND4J ops with a explicit backprop, sparse MoE, cached decoding) or"
                     + " samediff (every layer executes its SameDiff definition: the reference, slower, dense MoE,"
                     + " decoding by full recomputation).")
     String name = "explicit";

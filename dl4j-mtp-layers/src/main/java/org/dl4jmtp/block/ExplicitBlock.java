@@ -13,7 +13,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * Explicit runtime of {@link NemotronV3BlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with a written-out
+ * Explicit runtime of {@link NemotronV3BlockLayer}: {@code x + Mixer(RMSNorm(x))} on [mb, H, T] with an explicit
  * backprop, computed on token rows by {@link RowBlock} (mixers {@code ChunkedMamba2}, {@code SparseMoe} with a sparse
  * token dispatch, {@code CausalAttention}, {@code Relu2Mlp}).
  *

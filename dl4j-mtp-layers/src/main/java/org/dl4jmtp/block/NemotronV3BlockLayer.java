@@ -21,7 +21,7 @@ import java.util.Objects;
  * the mixer of {@link #blockType}, residual. Input and output [mb, H, T]. Parameter keys are the HF names below the
  * block's prefix ({@code norm.weight}, {@code mixer.in_proj.weight}, ...).
  *
- * <p>Runs {@link ExplicitBlock} (written-out backprop, sparse MoE dispatch) by default, or its SameDiff definition
+ * <p>Runs {@link ExplicitBlock} (explicit backprop, sparse MoE dispatch) by default, or its SameDiff definition
  * ({@link NemotronV3Block#define}, dense MoE under the top-k mask) with {@code runtime(LayerRuntime.SAMEDIFF)}.
  */
 @Data

@@ -12,8 +12,8 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.Map;
 
 /**
- * One NemotronV3 block, {@code x + Mixer(RMSNorm(x)·g)}, on token rows with its hand-written backprop: the math that
- * {@link NemotronV3Block} defines in SameDiff, shared by the backbone blocks ({@link ExplicitBlockRuntimeLayer}) and
+ * One NemotronV3 block, {@code x + Mixer(RMSNorm(x)·g)}, on token rows with its explicit backprop: the math that
+ * {@link NemotronV3Block} defines in SameDiff, shared by the backbone blocks ({@link ExplicitBlock}) and
  * the sublayers of an MTP depth ({@link ExplicitMtpDepth}). Keys are {@link NemotronV3Block}'s below {@code prefix}.
  */
 public final class RowBlock {

@@ -10,7 +10,7 @@ import java.util.Locale;
  */
 public enum LayerRuntime {
 
-    /** ND4J ops with a written-out backprop, sparse MoE dispatch, one forward pass per step: the fast default. */
+    /** ND4J ops with a explicit backprop, sparse MoE dispatch, one forward pass per step: the fast default. */
     EXPLICIT,
 
     /**

@@ -60,7 +60,7 @@ public class LinearLayer extends SequenceSameDiffLayer {
         ParamInit.normal(params.get(WEIGHT), std);
     }
 
-    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    /** The explicit runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
     protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return new ExplicitSequenceLayer.Linear(conf, dataType, WEIGHT);

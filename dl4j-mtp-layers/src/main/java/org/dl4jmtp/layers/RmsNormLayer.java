@@ -54,7 +54,7 @@ public class RmsNormLayer extends SequenceSameDiffLayer {
         params.get(WEIGHT).assign(1.0);
     }
 
-    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    /** The explicit runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
     protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return new ExplicitSequenceLayer.RmsNorm(conf, dataType, WEIGHT, epsilon);

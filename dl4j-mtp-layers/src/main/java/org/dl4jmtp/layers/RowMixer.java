@@ -16,7 +16,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.Map;
 
 /**
- * A block's mixer on token rows with a hand-written backprop. Rows are the [B, T, H] block input flattened batch-major
+ * A block's mixer on token rows with a explicit backprop. Rows are the [B, T, H] block input flattened batch-major
  * (row b·T + t); parameter and gradient maps use the block's keys ({@code mixer.<HF name>}, the prefix).
  *
  * @param <S> what backprop needs from the forward pass

@@ -66,7 +66,7 @@ public class TimeSliceLayer extends SequenceSameDiffLayer {
         // no parameters
     }
 
-    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    /** The explicit runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
     protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return new ExplicitSequenceLayer.TimeSlice(conf, dataType, parts, index);

@@ -22,7 +22,7 @@ import java.util.Map;
 /**
  * The Mamba2 mixer (docs/model.md, "Mamba2"; same math as {@link Mamba2Mixer} and its chunked SSD scan {@code SsdScan})
  * on token
- * rows with a hand-written backprop. The scan works on [B·Z, nh, Q, ·] chunks (T zero-padded to Z·Q, padded steps
+ * rows with a explicit backprop. The scan works on [B·Z, nh, Q, ·] chunks (T zero-padded to Z·Q, padded steps
  * have dt = 0): the intra-chunk term and the chunk states are batched matmuls, the inter-chunk recurrence one masked
  * [Z, Z] decay matrix per sequence and head.
  */

@@ -10,7 +10,7 @@ import java.util.Map;
 
 /**
  * The dense MLP mixer ({@code down(relu(up·x)²)}, same math and keys as {@link MlpMixer}) on token rows with its
- * hand-written backprop: two GEMMs each way, and the relu² derivative {@code 2·relu(u)} from the one kept array.
+ * explicit backprop: two GEMMs each way, and the relu² derivative {@code 2·relu(u)} from the one kept array.
  */
 public final class Relu2Mlp extends RowMixer<Relu2Mlp.Forward> {
 

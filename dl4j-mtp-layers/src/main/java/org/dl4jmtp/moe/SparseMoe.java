@@ -11,7 +11,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import java.util.Map;
 
 /**
- * The MoE mixer (docs/model.md, "MoE"; same math as {@link MoeMixer}) on token rows with its hand-written backprop,
+ * The MoE mixer (docs/model.md, "MoE"; same math as {@link MoeMixer}) on token rows with its explicit backprop,
  * each expert
  * computed only on the tokens routed to it: the n·k (token, expert) rows are gathered in expert order
  * ({@link MoeRouting}), each expert is two GEMMs on its contiguous block, and each token sums its k weighted rows.

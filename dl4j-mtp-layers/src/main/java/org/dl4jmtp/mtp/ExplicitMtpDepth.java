@@ -27,11 +27,11 @@ import java.util.Set;
 
 /**
  * Runtime of {@link MtpDepthLayer}: the fusion {@code eh_proj([enorm(emb) ; hnorm(h)])}, the sublayer blocks
- * ({@link RowBlock}) and {@code final_layernorm}, applied once per iteration, on token rows with a hand-written
+ * ({@link RowBlock}) and {@code final_layernorm}, applied once per iteration, on token rows with an explicit
  * backprop. For the weight-tied ("repeated") depth every iteration uses the same parameters, so their gradients are the
  * sums over the iterations; the gradient of each iteration's hidden input flows into the iteration before it.
  *
- * <p>As in {@link ExplicitBlockRuntimeLayer}, a training forward pass keeps what backprop reads in the ACTIVATIONS
+ * <p>As in {@link ExplicitBlock}, a training forward pass keeps what backprop reads in the ACTIVATIONS
  * workspace, and a backprop without its forward pass recomputes it.
  */
 public final class ExplicitMtpDepth extends ExplicitSequenceLayer {

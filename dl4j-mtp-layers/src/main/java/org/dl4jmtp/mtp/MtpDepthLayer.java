@@ -27,7 +27,7 @@ import java.util.Objects;
  * NemotronV3 block, with the fusion {@code u = eh_proj([enorm(emb) ; hnorm(h)])} (embedding first) on the first
  * sublayer and {@code final_layernorm} on the last. {@code NemotronV3GraphBuilder} uses it for the weight-tied
  * ("repeated") depth only, which must be one layer (DL4J cannot share weights between layers); other MTP depths are
- * built from one graph layer per module. It runs {@link ExplicitMtpDepth} (hand-written backprop, sparse MoE); its
+ * built from one graph layer per module. It runs {@link ExplicitMtpDepth} (explicit backprop, sparse MoE); its
  * SameDiff definition below is the reference that runtime is tested against.
  *
  * <p>Input [mb, (1+k)·H, T] = [h ; emb_1 ; … ; emb_k] (a {@code MergeVertex}): the hidden state entering the first
@@ -116,7 +116,7 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
         params.get(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM).assign(1.0);
     }
 
-    /** The written-out runtime; {@link #defineSequence} is the reference definition it is tested against. */
+    /** The explicit runtime; {@link #defineSequence} is the reference definition it is tested against. */
     @Override
     protected ExplicitSequenceLayer explicitRuntime(NeuralNetConfiguration conf, DataType dataType) {
         return new ExplicitMtpDepth(conf, dataType);

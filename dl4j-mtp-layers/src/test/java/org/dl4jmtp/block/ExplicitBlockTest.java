@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link ExplicitBlock} (written-out backprop; sparse MoE dispatch) against the SameDiff runtime of the same block
+ * {@link ExplicitBlock} (explicit backprop; sparse MoE dispatch) against the SameDiff runtime of the same block
  * ({@link NemotronV3BlockLayer}; dense MoE mask) on the same parameters, in double precision: output, score and every
  * parameter gradient (the embedding-free graph's input gradient flows through the block's own parameters' checks).
  * MoE: top-1/top-2/top-3, with and without normalised weights and LatentMoE, a non-zero correction bias. Attention:

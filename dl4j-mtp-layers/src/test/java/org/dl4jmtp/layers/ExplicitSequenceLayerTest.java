@@ -26,14 +26,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The written-out runtimes of {@link RmsNormLayer}, {@link LinearLayer}, {@link TimeSliceLayer} and {@link MtpDepthLayer}
+ * The explicit runtimes of {@link RmsNormLayer}, {@link LinearLayer}, {@link TimeSliceLayer} and {@link MtpDepthLayer}
  * against DL4J's own
  * SameDiff runtime executing the same configuration's SameDiff definition, in double precision: output, input
  * gradient and every parameter gradient for a random output gradient. (The layers inside whole graphs are also
  * gradient-checked in {@code LayerGradientCheckTest} and {@code MtpGradientCheckTest}.)
  */
 @ExtendWith(DoublePrecisionSingleThread.class)
-class WrittenOutSequenceLayerTest {
+class ExplicitSequenceLayerTest {
 
     private static final LayerWorkspaceMgr NO_WS = LayerWorkspaceMgr.noWorkspaces();
     private static final int MB = 3;

@@ -12,8 +12,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * The explicit runtime of {@link MtpLossLayer}: computes the head and its loss with plain ND4J ops and a written-out
- * gradient ({@link MtpHeadLoss}); {@link SameDiffMtpLoss} executes the layer's SameDiff definition instead. Also keeps the per-depth report of the last scored batch for listeners ({@link #lastReport()}).
+ * The explicit runtime of {@link MtpLossLayer}: computes the head and its loss with plain ND4J ops and an explicit
+ * gradient ({@link MtpHeadLoss}); {@link SameDiffMtpLoss} executes the layer's SameDiff definition instead. Also
+ * keeps the per-depth report of the last scored batch for listeners ({@link #lastReport()}).
  *
  * <p>In a training step ({@code computeGradientAndScore}) DL4J runs this layer's backprop and then asks for its score
  * on the same input and labels. Backprop already computes the score and the report, so the {@link #computeScore} that

@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@link MtpLossRuntimeLayer} (plain ND4J ops, written-out gradient) against DL4J's own SameDiff runtime executing
+ * {@link MtpLossRuntimeLayer} (plain ND4J ops, explicit gradient) against DL4J's own SameDiff runtime executing
  * {@link MtpLossLayer}'s SameDiff definition ({@link MtpLossMath}) on the same parameters, in double precision: score,
  * lm_head gradient, input gradient and main logits, for D = 0…3, both normalisations, λ = 0, ignored labels and
  * document ids (including a document that resumes after another). Bad labels and inputs are rejected by name.

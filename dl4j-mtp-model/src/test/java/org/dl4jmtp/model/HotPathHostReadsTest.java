@@ -25,8 +25,8 @@ class HotPathHostReadsTest {
 
     /** The classes a training step runs (nested classes included), each with why it is on the path. */
     private static final List<String> HOT_PATH = List.of(
-            // the explicit block layer: forward and written-out backprop of every backbone block
-            "org.dl4jmtp.block.ExplicitBlockRuntimeLayer",
+            // the explicit block layer: forward and explicit backprop of every backbone block
+            "org.dl4jmtp.block.ExplicitBlock",
             "org.dl4jmtp.block.RowBlock",
             "org.dl4jmtp.layers.RowMixer",
             "org.dl4jmtp.layers.rows.RowRmsNorm",

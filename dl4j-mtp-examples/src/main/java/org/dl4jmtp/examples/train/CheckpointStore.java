@@ -3,6 +3,7 @@ package org.dl4jmtp.examples.train;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.dl4jmtp.io.AtomicFiles;
+import org.dl4jmtp.model.GraphZips;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -101,8 +102,9 @@ public final class CheckpointStore {
         return Long.parseLong(name.substring(PREFIX.length(), name.length() - SUFFIX.length()));
     }
 
+    /** The graph and updater state of a checkpoint (also one written by an earlier version), on its stored runtime. */
     public static ComputationGraph restore(Path checkpoint) throws IOException {
-        return ModelSerializer.restoreComputationGraph(checkpoint.toFile(), true);
+        return GraphZips.restore(checkpoint, true, null);
     }
 
     /** The run settings stored in a checkpoint, or empty for checkpoints written before they were stored. */

@@ -1,0 +1,137 @@
+package org.dl4jmtp.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.util.ModelSerializer;
+import org.dl4jmtp.block.NemotronV3BlockLayer;
+import org.dl4jmtp.layers.LayerRuntime;
+import org.dl4jmtp.layers.RuntimeSelectable;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Enumeration;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipFile;
+import java.util.zip.ZipOutputStream;
+
+/**
+ * Restores ModelSerializer zips of a NemotronV3 graph, including zips written by earlier versions of dl4j-mtp, and
+ * chooses the runtime of the restored layers.
+ *
+ * <p>Earlier versions stored two block configurations that are now one ({@link NemotronV3BlockLayer}):
+ * {@code org.dl4jmtp.layers.explicit.ExplicitBlockLayer} (a DL4J {@code BaseLayer}: its updater under
+ * {@code iupdater}, plus activation and weight-init fields that a block never used) and
+ * {@code org.dl4jmtp.layers.NemotronV3BlockLayer}. Both had the parameter layout of the block's SameDiff definition,
+ * so only the configuration JSON is rewritten; parameters and updater state are read as stored.
+ */
+public final class GraphZips {
+
+    private static final String CONFIGURATION = "configuration.json";
+    private static final String BLOCK = NemotronV3BlockLayer.class.getName();
+    /** Old class name → current class name. */
+    private static final Map<String, String> MOVED = Map.of(
+            "org.dl4jmtp.layers.explicit.ExplicitBlockLayer", BLOCK,
+            "org.dl4jmtp.layers.NemotronV3BlockLayer", BLOCK);
+    /** Fields of the old BaseLayer-based block that the block configuration does not have. */
+    private static final List<String> BASE_LAYER_ONLY = List.of("activationFn", "biasInit", "gainInit", "weightInitFn",
+            "weightNoise");
+
+    private GraphZips() {
+    }
+
+    /**
+     * @param loadUpdater also restore the updater state (to continue training)
+     * @param runtime     the runtime of every dl4j-mtp layer, or null to keep the one stored (zips written before the
+     *                    runtime existed run {@link LayerRuntime#EXPLICIT})
+     */
+    public static ComputationGraph restore(Path zip, boolean loadUpdater, LayerRuntime runtime) throws IOException {
+        String stored;
+        try (ZipFile file = new ZipFile(zip.toFile())) {
+            ZipEntry entry = file.getEntry(CONFIGURATION);
+            if (entry == null) {
+                throw new IOException(zip + " is not a ModelSerializer zip: it has no " + CONFIGURATION);
+            }
+            try (InputStream in = file.getInputStream(entry)) {
+                stored = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+        }
+        String current = upgrade(stored, runtime);
+        if (current.equals(stored)) {
+            return ModelSerializer.restoreComputationGraph(zip.toFile(), loadUpdater);
+        }
+        Path copy = Files.createTempFile("dl4jmtp-restore-", ".zip");
+        try {
+            copyReplacing(zip, copy, current);
+            return ModelSerializer.restoreComputationGraph(copy.toFile(), loadUpdater);
+        } finally {
+            Files.deleteIfExists(copy);
+        }
+    }
+
+    /** The configuration JSON with current class names and, unless {@code runtime} is null, that runtime set. */
+    static String upgrade(String json, LayerRuntime runtime) throws IOException {
+        ObjectMapper mapper = new ObjectMapper();
+        JsonNode root = mapper.readTree(json);
+        boolean changed = false;
+        for (JsonNode vertex : root.path("vertices")) {
+            JsonNode layer = vertex.path("layerConf").path("layer");
+            if (!(layer instanceof ObjectNode)) {
+                continue;
+            }
+            ObjectNode conf = (ObjectNode) layer;
+            String type = conf.path("@class").asText();
+            if (MOVED.containsKey(type)) {
+                if (conf.hasNonNull("weightNoise")) {
+                    throw new IOException("Layer " + conf.path("layerName").asText() + " has weight noise, which a "
+                            + "NemotronV3 block does not support");
+                }
+                conf.put("@class", MOVED.get(type));
+                if (conf.has("iupdater")) {
+                    conf.set("updater", conf.remove("iupdater"));
+                }
+                BASE_LAYER_ONLY.forEach(conf::remove);
+                type = MOVED.get(type);
+                changed = true;
+            }
+            if (runtime != null && selectable(type) && !runtime.name().equals(conf.path("runtime").asText())) {
+                conf.put("runtime", runtime.name());
+                changed = true;
+            }
+        }
+        return changed ? mapper.writeValueAsString(root) : json;
+    }
+
+    private static boolean selectable(String className) {
+        try {
+            return RuntimeSelectable.class.isAssignableFrom(Class.forName(className, false, GraphZips.class.getClassLoader()));
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
+    }
+
+    private static void copyReplacing(Path zip, Path copy, String configuration) throws IOException {
+        try (ZipFile in = new ZipFile(zip.toFile());
+             ZipOutputStream out = new ZipOutputStream(Files.newOutputStream(copy))) {
+            Enumeration<? extends ZipEntry> entries = in.entries();
+            while (entries.hasMoreElements()) {
+                ZipEntry entry = entries.nextElement();
+                out.putNextEntry(new ZipEntry(entry.getName()));
+                if (CONFIGURATION.equals(entry.getName())) {
+                    out.write(configuration.getBytes(StandardCharsets.UTF_8));
+                } else {
+                    try (InputStream data = in.getInputStream(entry)) {
+                        data.transferTo(out);
+                    }
+                }
+                out.closeEntry();
+            }
+        }
+    }
+}
