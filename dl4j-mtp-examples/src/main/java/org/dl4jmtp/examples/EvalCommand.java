@@ -184,7 +184,7 @@ final class EvalCommand implements Callable<Integer> {
         Map<String, Boolean> out = new LinkedHashMap<>();
         for (org.deeplearning4j.nn.api.Layer layer : graph.getLayers()) {
             org.deeplearning4j.nn.conf.layers.Layer conf = layer.conf().getLayer();
-            int patternLength = conf instanceof MtpDepthLayer depth ? depth.getSublayerTypes().size() : 0;
+            int patternLength = conf instanceof MtpDepthLayer depth ? depth.sublayerTypes().size() : 0;
             for (String key : layer.paramTable().keySet()) {
                 out.put(HfStateDictAdapter.hfKey(conf.getLayerName(), key, patternLength),
                         conf instanceof FrozenParams frozen && frozen.isFrozenParam(key));

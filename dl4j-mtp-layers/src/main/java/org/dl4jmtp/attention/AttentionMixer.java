@@ -1,7 +1,6 @@
 package org.dl4jmtp.attention;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.ParamInit;
@@ -35,9 +34,9 @@ public final class AttentionMixer implements Mixer {
     /** Added to masked scores; large enough that softmax gives exactly 0 in float and double. */
     public static final double MASKED_SCORE = 1e9;
 
-    private final NemotronV3Config config;
+    private final AttentionConfig config;
 
-    public AttentionMixer(NemotronV3Config config) {
+    public AttentionMixer(AttentionConfig config) {
         this.config = config;
     }
 

@@ -1,6 +1,5 @@
 package org.dl4jmtp.attention;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
@@ -18,10 +17,10 @@ public final class CachedAttention implements CachedMixer {
     /** Added to masked scores, as the graph does: softmax then gives exactly 0. */
     private static final double MASKED_SCORE = -1e9;
 
-    private final NemotronV3Config config;
+    private final AttentionConfig config;
     private final ModelWeights weights;
 
-    public CachedAttention(NemotronV3Config config, ModelWeights weights) {
+    public CachedAttention(AttentionConfig config, ModelWeights weights) {
         this.config = config;
         this.weights = weights;
     }

@@ -1,6 +1,5 @@
 package org.dl4jmtp.attention;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -39,8 +38,11 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         }
     }
 
-    public CausalAttention(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        super(config, params, prefix);
+    private final AttentionConfig config;
+
+    public CausalAttention(AttentionConfig config, Map<String, INDArray> params, String prefix) {
+        super(params, prefix);
+        this.config = config;
     }
 
     @Override

@@ -1,7 +1,5 @@
 package org.dl4jmtp.block;
 
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
@@ -16,9 +14,9 @@ public final class CachedBlock {
     private final double eps;
 
     /** @param weights the block's views ({@code backbone.layers.{i}.} or {@code mtp.layers.{g}.}) */
-    public CachedBlock(BlockType type, NemotronV3Config config, ModelWeights weights) {
+    public CachedBlock(BlockConfig config, ModelWeights weights) {
         this.weights = weights;
-        this.mixer = CachedMixer.of(type, config, weights.under("mixer."));
+        this.mixer = CachedMixer.of(config.mixer(), weights.under("mixer."));
         this.eps = config.getLayerNormEpsilon();
     }
 

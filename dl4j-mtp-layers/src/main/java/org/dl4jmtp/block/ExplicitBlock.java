@@ -48,7 +48,7 @@ public class ExplicitBlock extends ExplicitSequenceLayer {
     }
 
     private RowBlock block() {
-        return new RowBlock(blockConf().getBlockType(), blockConf().getConfig(), paramTable, "");
+        return new RowBlock(blockConf().getBlock(), paramTable, "");
     }
 
     /** Forward passes computed so far (a backprop without its cached forward pass computes one more). */

@@ -1,8 +1,6 @@
 package org.dl4jmtp.block;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.SdMath;
 import org.nd4j.autodiff.samediff.SDVariable;
@@ -22,12 +20,12 @@ public final class NemotronV3Block {
     public static final String NORM = "norm.weight";
     public static final String MIXER_PREFIX = "mixer.";
 
-    private final NemotronV3Config config;
+    private final BlockConfig config;
     private final Mixer mixer;
 
-    public NemotronV3Block(BlockType type, NemotronV3Config config) {
+    public NemotronV3Block(BlockConfig config) {
         this.config = config;
-        this.mixer = Mixer.of(type, config);
+        this.mixer = Mixer.of(config.mixer());
     }
 
     public void defineParameters(SDLayerParams params, String prefix) {

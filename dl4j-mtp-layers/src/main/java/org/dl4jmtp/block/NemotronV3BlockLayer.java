@@ -28,8 +28,8 @@ import java.util.Objects;
 @EqualsAndHashCode(callSuper = true)
 public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
 
-    private NemotronV3Config config;
-    private BlockType blockType;
+    /** The block's type and the few sizes it needs. */
+    private BlockConfig block;
 
     private NemotronV3BlockLayer() {
         // for JSON deserialisation
@@ -37,37 +37,46 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
 
     protected NemotronV3BlockLayer(Builder builder) {
         super(builder);
-        this.config = Objects.requireNonNull(builder.config, "config");
-        this.blockType = Objects.requireNonNull(builder.blockType, "blockType");
+        if (builder.block != null) {
+            this.block = builder.block;
+        } else {
+            this.block = BlockConfig.of(Objects.requireNonNull(builder.blockType, "blockType"),
+                    Objects.requireNonNull(builder.config, "config"));
+        }
     }
 
-    private NemotronV3Block block() {
-        return new NemotronV3Block(blockType, config);
+    /** Which mixer this block holds. */
+    public BlockType getBlockType() {
+        return block.getBlockType();
+    }
+
+    private NemotronV3Block definition() {
+        return new NemotronV3Block(block);
     }
 
     @Override
     public long inputSize() {
-        return config.getHiddenSize();
+        return block.getHiddenSize();
     }
 
     @Override
     public long outputSize() {
-        return config.getHiddenSize();
+        return block.getHiddenSize();
     }
 
     @Override
     public void defineParameters(SDLayerParams params) {
-        block().defineParameters(params, "");
+        definition().defineParameters(params, "");
     }
 
     @Override
     public void initializeParameters(Map<String, INDArray> params) {
-        block().initializeParameters(params, "");
+        definition().initializeParameters(params, "");
     }
 
     @Override
     protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params) {
-        return block().define(sd, x, params, "");
+        return definition().define(sd, x, params, "");
     }
 
     @Override
@@ -77,19 +86,26 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
 
     @Override
     public boolean isFrozenParam(String key) {
-        return block().isFrozen(key);
+        return definition().isFrozen(key);
     }
 
     @Override
     public boolean skipsWeightDecay(String key) {
-        return block().skipsWeightDecay(key);
+        return definition().skipsWeightDecay(key);
     }
 
     public static class Builder extends SequenceSameDiffLayer.RuntimeBuilder<Builder> {
         private NemotronV3Config config;
         private BlockType blockType;
+        private BlockConfig block;
 
-        /** The model configuration (sizes, epsilon, MoE settings, ...). */
+        /** The block's own settings (instead of {@link #config} and {@link #blockType}). */
+        public Builder block(BlockConfig block) {
+            this.block = block;
+            return this;
+        }
+
+        /** The model configuration, of which the block keeps the sizes its type needs. */
         public Builder config(NemotronV3Config config) {
             this.config = config;
             return this;

@@ -1,7 +1,5 @@
 package org.dl4jmtp.block;
 
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
@@ -29,16 +27,16 @@ public final class RowBlock {
         }
     }
 
-    private final NemotronV3Config config;
+    private final BlockConfig config;
     private final Map<String, INDArray> params;
     private final String normKey;
     private final RowMixer<Object> mixer;
 
-    public RowBlock(BlockType type, NemotronV3Config config, Map<String, INDArray> params, String prefix) {
+    public RowBlock(BlockConfig config, Map<String, INDArray> params, String prefix) {
         this.config = config;
         this.params = params;
         this.normKey = prefix + NemotronV3Block.NORM;
-        this.mixer = RowMixer.of(type, config, params, prefix + NemotronV3Block.MIXER_PREFIX);
+        this.mixer = RowMixer.of(config.mixer(), params, prefix + NemotronV3Block.MIXER_PREFIX);
     }
 
     /**

@@ -54,7 +54,7 @@ public final class HfStateDictAdapter {
         for (Layer layer : graph.getLayers()) {
             String name = layer.conf().getLayer().getLayerName();
             int patternLength = layer.conf().getLayer() instanceof MtpDepthLayer
-                    ? ((MtpDepthLayer) layer.conf().getLayer()).getSublayerTypes().size() : 0;
+                    ? ((MtpDepthLayer) layer.conf().getLayer()).sublayerTypes().size() : 0;
             for (String key : layer.paramTable().keySet()) {
                 out.put(hfKey(name, key, patternLength), name + "_" + key);
             }

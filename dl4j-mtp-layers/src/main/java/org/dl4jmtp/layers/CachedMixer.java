@@ -1,8 +1,10 @@
 package org.dl4jmtp.layers;
 
+import org.dl4jmtp.attention.AttentionConfig;
 import org.dl4jmtp.attention.CachedAttention;
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.mamba2.Mamba2Config;
+import org.dl4jmtp.mlp.MlpConfig;
+import org.dl4jmtp.moe.MoeConfig;
 import org.dl4jmtp.mamba2.CachedMamba2;
 import org.dl4jmtp.mlp.CachedMlp;
 import org.dl4jmtp.moe.CachedMoe;
@@ -21,19 +23,17 @@ public interface CachedMixer {
      */
     public INDArray forward(INDArray normed, LayerState state);
 
-    /** The mixer of {@code type} reading its parameters from {@code weights} (already under {@code ...mixer.}). */
-    public static CachedMixer of(BlockType type, NemotronV3Config config, ModelWeights weights) {
-        switch (type) {
-            case MAMBA:
-                return new CachedMamba2(config, weights);
-            case ATTENTION:
-                return new CachedAttention(config, weights);
-            case MLP:
-                return new CachedMlp(weights);
-            case MOE:
-                return new CachedMoe(config, weights);
-            default:
-                throw new IllegalArgumentException("Unknown block type " + type);
+    /** The mixer {@code config} describes, reading its parameters from {@code weights} (under {@code ...mixer.}). */
+    public static CachedMixer of(MixerConfig config, ModelWeights weights) {
+        if (config instanceof Mamba2Config) {
+            return new CachedMamba2((Mamba2Config) config, weights);
+        } else if (config instanceof AttentionConfig) {
+            return new CachedAttention((AttentionConfig) config, weights);
+        } else if (config instanceof MlpConfig) {
+            return new CachedMlp(weights);
+        } else if (config instanceof MoeConfig) {
+            return new CachedMoe((MoeConfig) config, weights);
         }
+        throw new IllegalArgumentException("Unknown mixer configuration " + config);
     }
 }

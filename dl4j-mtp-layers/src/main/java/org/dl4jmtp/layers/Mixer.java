@@ -1,9 +1,11 @@
 package org.dl4jmtp.layers;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.attention.AttentionConfig;
 import org.dl4jmtp.attention.AttentionMixer;
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.mamba2.Mamba2Config;
+import org.dl4jmtp.mlp.MlpConfig;
+import org.dl4jmtp.moe.MoeConfig;
 import org.dl4jmtp.mamba2.Mamba2Mixer;
 import org.dl4jmtp.mlp.MlpMixer;
 import org.dl4jmtp.moe.MoeMixer;
@@ -44,19 +46,17 @@ public interface Mixer {
         return false;
     }
 
-    /** The mixer of a block type. */
-    static Mixer of(BlockType type, NemotronV3Config config) {
-        switch (type) {
-            case MAMBA:
-                return new Mamba2Mixer(config);
-            case ATTENTION:
-                return new AttentionMixer(config);
-            case MLP:
-                return new MlpMixer(config);
-            case MOE:
-                return new MoeMixer(config);
-            default:
-                throw new IllegalArgumentException("Unknown block type " + type);
+    /** The mixer {@code config} describes. */
+    static Mixer of(MixerConfig config) {
+        if (config instanceof Mamba2Config) {
+            return new Mamba2Mixer((Mamba2Config) config);
+        } else if (config instanceof AttentionConfig) {
+            return new AttentionMixer((AttentionConfig) config);
+        } else if (config instanceof MlpConfig) {
+            return new MlpMixer((MlpConfig) config);
+        } else if (config instanceof MoeConfig) {
+            return new MoeMixer((MoeConfig) config);
         }
+        throw new IllegalArgumentException("Unknown mixer configuration " + config);
     }
 }

@@ -2,12 +2,14 @@ package org.dl4jmtp.layers;
 
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.dl4jmtp.attention.AttentionConfig;
 import org.dl4jmtp.attention.CausalAttention;
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.mamba2.ChunkedMamba2;
+import org.dl4jmtp.mamba2.Mamba2Config;
+import org.dl4jmtp.mlp.MlpConfig;
 import org.dl4jmtp.mlp.Relu2Mlp;
+import org.dl4jmtp.moe.MoeConfig;
 import org.dl4jmtp.moe.SparseMoe;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -78,24 +80,28 @@ public abstract class RowMixer<S> {
         }
     }
 
-    /** The mixer of a block of {@code type}, its keys below {@code prefix} (e.g. {@code "mixer."}). */
+    /** The mixer {@code config} describes, its keys below {@code prefix} (e.g. {@code "mixer."}). */
     @SuppressWarnings("unchecked")
-    public static RowMixer<Object> of(BlockType type, NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        RowMixer<?> mixer = switch (type) {
-            case MAMBA -> new ChunkedMamba2(config, params, prefix);
-            case ATTENTION -> new CausalAttention(config, params, prefix);
-            case MLP -> new Relu2Mlp(config, params, prefix);
-            case MOE -> new SparseMoe(config, params, prefix);
-        };
+    public static RowMixer<Object> of(MixerConfig config, Map<String, INDArray> params, String prefix) {
+        RowMixer<?> mixer;
+        if (config instanceof Mamba2Config) {
+            mixer = new ChunkedMamba2((Mamba2Config) config, params, prefix);
+        } else if (config instanceof AttentionConfig) {
+            mixer = new CausalAttention((AttentionConfig) config, params, prefix);
+        } else if (config instanceof MlpConfig) {
+            mixer = new Relu2Mlp((MlpConfig) config, params, prefix);
+        } else if (config instanceof MoeConfig) {
+            mixer = new SparseMoe((MoeConfig) config, params, prefix);
+        } else {
+            throw new IllegalArgumentException("Unknown mixer configuration " + config);
+        }
         return (RowMixer<Object>) mixer;
     }
 
-    protected final NemotronV3Config config;
     protected final Map<String, INDArray> params;
     protected final String prefix;
 
-    public RowMixer(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        this.config = config;
+    public RowMixer(Map<String, INDArray> params, String prefix) {
         this.params = params;
         this.prefix = prefix;
     }

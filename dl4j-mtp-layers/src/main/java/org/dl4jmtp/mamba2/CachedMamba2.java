@@ -1,6 +1,5 @@
 package org.dl4jmtp.mamba2;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
@@ -25,10 +24,10 @@ public final class CachedMamba2 implements CachedMixer {
     /** Budget of one block's state history, in elements (nh·P·N per token). */
     private static final long HISTORY_BUDGET = 1L << 22;
 
-    private final NemotronV3Config config;
+    private final Mamba2Config config;
     private final ModelWeights weights;
 
-    public CachedMamba2(NemotronV3Config config, ModelWeights weights) {
+    public CachedMamba2(Mamba2Config config, ModelWeights weights) {
         if (config.getConvKernel() < 2) {
             throw new IllegalArgumentException("The cached Mamba2 path needs conv_kernel >= 2, got " + config.getConvKernel());
         }

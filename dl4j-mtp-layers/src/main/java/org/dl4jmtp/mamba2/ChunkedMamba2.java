@@ -1,7 +1,6 @@
 package org.dl4jmtp.mamba2;
 
 import org.dl4jmtp.attention.TriangularMask;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
@@ -68,8 +67,11 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray output;      // [BZ, nh, Q, P] the scan's result (forward only, not kept)
     }
 
-    public ChunkedMamba2(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        super(config, params, prefix);
+    private final Mamba2Config config;
+
+    public ChunkedMamba2(Mamba2Config config, Map<String, INDArray> params, String prefix) {
+        super(params, prefix);
+        this.config = config;
     }
 
     @Override

@@ -1,7 +1,6 @@
 package org.dl4jmtp.mamba2;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.ParamInit;
@@ -38,9 +37,9 @@ public final class Mamba2Mixer implements Mixer {
 
     private static final Set<String> NO_WEIGHT_DECAY = Set.of(A_LOG, D, DT_BIAS);
 
-    private final NemotronV3Config config;
+    private final Mamba2Config config;
 
-    public Mamba2Mixer(NemotronV3Config config) {
+    public Mamba2Mixer(Mamba2Config config) {
         this.config = config;
     }
 
@@ -71,7 +70,7 @@ public final class Mamba2Mixer implements Mixer {
         ParamInit.normal(params.get(prefix + CONV_WEIGHT), std);
         params.get(prefix + NORM).assign(1.0);
         // HF: out_proj is re-initialised kaiming_uniform(a=√5) and divided by √L (rescale_prenorm_residual)
-        ParamInit.kaimingUniform(params.get(prefix + OUT_PROJ), config.dInner(), ParamInit.residualScale(config));
+        ParamInit.kaimingUniform(params.get(prefix + OUT_PROJ), config.dInner(), config.getResidualScale());
         zeroIfPresent(params, prefix + CONV_BIAS);
         zeroIfPresent(params, prefix + IN_PROJ_BIAS);
         zeroIfPresent(params, prefix + OUT_PROJ_BIAS);

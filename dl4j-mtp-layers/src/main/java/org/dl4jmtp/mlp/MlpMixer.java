@@ -1,7 +1,6 @@
 package org.dl4jmtp.mlp;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.ParamInit;
@@ -21,9 +20,9 @@ public final class MlpMixer implements Mixer {
     public static final String UP_PROJ_BIAS = ParamKeys.of("up_proj.bias");
     public static final String DOWN_PROJ_BIAS = ParamKeys.of("down_proj.bias");
 
-    private final NemotronV3Config config;
+    private final MlpConfig config;
 
-    public MlpMixer(NemotronV3Config config) {
+    public MlpMixer(MlpConfig config) {
         this.config = config;
     }
 

@@ -1,6 +1,5 @@
 package org.dl4jmtp.mlp;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -25,8 +24,11 @@ public final class Relu2Mlp extends RowMixer<Relu2Mlp.Forward> {
         }
     }
 
-    public Relu2Mlp(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        super(config, params, prefix);
+    private final MlpConfig config;
+
+    public Relu2Mlp(MlpConfig config, Map<String, INDArray> params, String prefix) {
+        super(params, prefix);
+        this.config = config;
     }
 
     @Override

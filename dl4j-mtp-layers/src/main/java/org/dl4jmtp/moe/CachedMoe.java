@@ -1,6 +1,5 @@
 package org.dl4jmtp.moe;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
@@ -25,10 +24,10 @@ public final class CachedMoe implements CachedMixer {
     /** Added to the sum of the selected weights before normalising, as HF and the graph do. */
     private static final double NORM_EPS = 1e-20;
 
-    private final NemotronV3Config config;
+    private final MoeConfig config;
     private final ModelWeights weights;
 
-    public CachedMoe(NemotronV3Config config, ModelWeights weights) {
+    public CachedMoe(MoeConfig config, ModelWeights weights) {
         this.config = config;
         this.weights = weights;
     }

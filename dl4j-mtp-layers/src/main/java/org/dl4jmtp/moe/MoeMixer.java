@@ -1,7 +1,6 @@
 package org.dl4jmtp.moe;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.ParamInit;
@@ -41,9 +40,9 @@ public final class MoeMixer implements Mixer {
     /** Added to the sum of the selected weights before normalising, as HF does. */
     private static final double NORM_EPS = 1e-20;
 
-    private final NemotronV3Config config;
+    private final MoeConfig config;
 
-    public MoeMixer(NemotronV3Config config) {
+    public MoeMixer(MoeConfig config) {
         this.config = config;
     }
 

@@ -1,6 +1,5 @@
 package org.dl4jmtp.moe;
 
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -41,8 +40,11 @@ public final class SparseMoe extends RowMixer<SparseMoe.Forward> {
         }
     }
 
-    public SparseMoe(NemotronV3Config config, Map<String, INDArray> params, String prefix) {
-        super(config, params, prefix);
+    private final MoeConfig config;
+
+    public SparseMoe(MoeConfig config, Map<String, INDArray> params, String prefix) {
+        super(params, prefix);
+        this.config = config;
     }
 
     @Override

@@ -1,5 +1,6 @@
 package org.dl4jmtp.mtp;
 
+import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.CachedBlock;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -28,7 +29,8 @@ public final class CachedMtpDepth {
     public CachedMtpDepth(NemotronV3Config config, List<BlockType> pattern, int physicalDepth, ModelWeights weights) {
         int base = physicalDepth * pattern.size();
         for (int s = 0; s < pattern.size(); s++) {
-            sublayers.add(new CachedBlock(pattern.get(s), config, weights.under("mtp.layers." + (base + s) + ".")));
+            sublayers.add(new CachedBlock(BlockConfig.of(pattern.get(s), config),
+                    weights.under("mtp.layers." + (base + s) + ".")));
         }
         this.first = weights.under("mtp.layers." + base + ".");
         this.last = weights.under("mtp.layers." + (base + pattern.size() - 1) + ".");

@@ -6,8 +6,6 @@ import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.block.RowBlock;
-import org.dl4jmtp.config.BlockType;
-import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.ExplicitSequenceLayer;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
@@ -108,12 +106,11 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
 
     private DepthForward forward(INDArray input, RowMixer.Cache cache) {
         MtpDepthLayer depth = depth();
-        NemotronV3Config config = depth.getConfig();
-        int h = config.getHiddenSize();
-        double eps = config.getLayerNormEpsilon();
+        int h = depth.getHiddenSize();
+        double eps = depth.getLayerNormEpsilon();
         int batch = (int) input.size(0);
         String first = MtpDepthLayer.sublayerPrefix(0);
-        String last = MtpDepthLayer.sublayerPrefix(depth.getSublayerTypes().size() - 1);
+        String last = MtpDepthLayer.sublayerPrefix(depth.getSublayers().size() - 1);
 
         INDArray rows = TokenRows.of(input);                                            // [n, (1+k)·H]
         DepthForward f = new DepthForward(input);
@@ -127,7 +124,7 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
             columns(step.fused, 0, h).assign(step.embeddingNorm.normalized).muliRowVector(getParam(first + MtpDepthLayer.ENORM));
             columns(step.fused, h, h).assign(step.hiddenNorm.normalized).muliRowVector(getParam(first + MtpDepthLayer.HNORM));
             INDArray u = Nd4j.gemm(step.fused, getParam(first + MtpDepthLayer.EH_PROJ), false, true);   // [n, H]
-            for (int sub = 0; sub < depth.getSublayerTypes().size(); sub++) {
+            for (int sub = 0; sub < depth.getSublayers().size(); sub++) {
                 step.blocks.add(block(sub).forwardInPlace(u, batch, cache));
             }
             step.finalNorm = RowRmsNorm.of(u, eps, cache);
@@ -141,8 +138,8 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
     /** Writes the parameter gradients (sums over the iterations) into {@code gradTable}; returns dL/d(input rows). */
     private INDArray backward(DepthForward f, INDArray gradOut) {
         MtpDepthLayer depth = depth();
-        int h = depth.getConfig().getHiddenSize();
-        int subs = depth.getSublayerTypes().size();
+        int h = depth.getHiddenSize();
+        int subs = depth.getSublayers().size();
         String first = MtpDepthLayer.sublayerPrefix(0);
         String last = MtpDepthLayer.sublayerPrefix(subs - 1);
         gradTable.values().forEach(g -> g.assign(0));
@@ -189,8 +186,7 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
     }
 
     private RowBlock block(int sub) {
-        BlockType type = depth().getSublayerTypes().get(sub);
-        return new RowBlock(type, depth().getConfig(), paramTable, MtpDepthLayer.sublayerPrefix(sub));
+        return new RowBlock(depth().getSublayers().get(sub), paramTable, MtpDepthLayer.sublayerPrefix(sub));
     }
 
     /** Columns [from, from + width) of {@code rows} (a view). */

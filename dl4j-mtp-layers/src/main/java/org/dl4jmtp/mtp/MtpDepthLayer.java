@@ -4,6 +4,7 @@ import lombok.Data;
 import lombok.EqualsAndHashCode;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.NemotronV3Block;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -48,8 +49,12 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
     public static final String EH_PROJ = ParamKeys.of("eh_proj.weight");
     public static final String FINAL_LAYERNORM = ParamKeys.of("final_layernorm.weight");
 
-    private NemotronV3Config config;
-    private List<BlockType> sublayerTypes;
+    /** Each sublayer's block settings (the MTP pattern, e.g. {@code *E}). */
+    private List<BlockConfig> sublayers;
+    private int hiddenSize;
+    private double layerNormEpsilon;
+    /** Standard deviation of eh_proj's initialisation. */
+    private double initializerRange;
     private int iterations = 1;
 
     private MtpDepthLayer() {
@@ -58,14 +63,20 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
 
     protected MtpDepthLayer(Builder builder) {
         super(builder);
-        this.config = Objects.requireNonNull(builder.config, "config");
+        NemotronV3Config config = Objects.requireNonNull(builder.config, "config");
         if (builder.sublayerTypes == null || builder.sublayerTypes.isEmpty()) {
             throw new IllegalArgumentException("MTP layer pattern is empty");
         }
         if (builder.iterations < 1) {
             throw new IllegalArgumentException("MtpDepthLayer iterations must be >= 1, got " + builder.iterations);
         }
-        this.sublayerTypes = new ArrayList<>(builder.sublayerTypes);
+        this.sublayers = new ArrayList<>();
+        for (BlockType type : builder.sublayerTypes) {
+            sublayers.add(BlockConfig.of(type, config));
+        }
+        this.hiddenSize = config.getHiddenSize();
+        this.layerNormEpsilon = config.getLayerNormEpsilon();
+        this.initializerRange = config.getInitializerRange();
         this.iterations = builder.iterations;
     }
 
@@ -74,31 +85,38 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
         return sub + ".";
     }
 
+    /** The block type of each sublayer. */
+    public List<BlockType> sublayerTypes() {
+        List<BlockType> types = new ArrayList<>();
+        sublayers.forEach(b -> types.add(b.getBlockType()));
+        return types;
+    }
+
     private NemotronV3Block sublayer(int sub) {
-        return new NemotronV3Block(sublayerTypes.get(sub), config);
+        return new NemotronV3Block(sublayers.get(sub));
     }
 
     private int lastSublayer() {
-        return sublayerTypes.size() - 1;
+        return sublayers.size() - 1;
     }
 
     @Override
     public long inputSize() {
-        return (long) (1 + iterations) * config.getHiddenSize();
+        return (long) (1 + iterations) * hiddenSize;
     }
 
     @Override
     public long outputSize() {
-        return (long) iterations * config.getHiddenSize();
+        return (long) iterations * hiddenSize;
     }
 
     @Override
     public void defineParameters(SDLayerParams params) {
-        int h = config.getHiddenSize();
+        int h = hiddenSize;
         params.addWeightParam(sublayerPrefix(0) + ENORM, h);
         params.addWeightParam(sublayerPrefix(0) + HNORM, h);
         params.addWeightParam(sublayerPrefix(0) + EH_PROJ, h, 2L * h);
-        for (int sub = 0; sub < sublayerTypes.size(); sub++) {
+        for (int sub = 0; sub < sublayers.size(); sub++) {
             sublayer(sub).defineParameters(params, sublayerPrefix(sub));
         }
         params.addWeightParam(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM, h);
@@ -109,8 +127,8 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
         params.get(sublayerPrefix(0) + ENORM).assign(1.0);
         params.get(sublayerPrefix(0) + HNORM).assign(1.0);
         // AM: eh_proj ~ N(0, initializer_range) (HF itself has no MTP)
-        org.dl4jmtp.layers.ParamInit.normal(params.get(sublayerPrefix(0) + EH_PROJ), config.getInitializerRange());
-        for (int sub = 0; sub < sublayerTypes.size(); sub++) {
+        org.dl4jmtp.layers.ParamInit.normal(params.get(sublayerPrefix(0) + EH_PROJ), initializerRange);
+        for (int sub = 0; sub < sublayers.size(); sub++) {
             sublayer(sub).initializeParameters(params, sublayerPrefix(sub));
         }
         params.get(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM).assign(1.0);
@@ -124,8 +142,8 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
 
     @Override
     protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params) {
-        int h = config.getHiddenSize();
-        double eps = config.getLayerNormEpsilon();
+        int h = hiddenSize;
+        double eps = layerNormEpsilon;
         String first = sublayerPrefix(0);
         SDVariable hidden = SdMath.sliceLastAxis(sd, x, 3, 0, h);
         List<SDVariable> outputs = new ArrayList<>();
@@ -135,7 +153,7 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
                     SdMath.rmsNorm(sd, embedding, params.get(first + ENORM), eps, 3),
                     SdMath.rmsNorm(sd, hidden, params.get(first + HNORM), eps, 3));
             SDVariable u = M21Workarounds.linear3d(sd, fused, params.get(first + EH_PROJ), 2L * h, h);
-            for (int sub = 0; sub < sublayerTypes.size(); sub++) {
+            for (int sub = 0; sub < sublayers.size(); sub++) {
                 u = sublayer(sub).define(sd, u, params, sublayerPrefix(sub));
             }
             hidden = SdMath.rmsNorm(sd, u, params.get(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM), eps, 3);

@@ -1,5 +1,6 @@
 package org.dl4jmtp.generate;
 
+import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.CachedBlock;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpConfig;
@@ -44,7 +45,7 @@ public final class CachedNemotronV3 {
         this.weights = weights;
         List<BlockType> types = config.getLayerTypes();
         for (int i = 0; i < types.size(); i++) {
-            backbone.add(new CachedBlock(types.get(i), config, weights.under("backbone.layers." + i + ".")));
+            backbone.add(new CachedBlock(BlockConfig.of(types.get(i), config), weights.under("backbone.layers." + i + ".")));
         }
         for (int p = 0; p < (mtp.enabled() ? mtp.numPhysicalDepths() : 0); p++) {
             physicalDepths.add(new CachedMtpDepth(config, mtp.blockTypes(), p, weights));

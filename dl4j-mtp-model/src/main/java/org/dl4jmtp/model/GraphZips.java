@@ -1,19 +1,26 @@
 package org.dl4jmtp.model;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
+import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.NemotronV3BlockLayer;
+import org.dl4jmtp.config.BlockType;
+import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.RuntimeSelectable;
+import org.dl4jmtp.mtp.MtpDepthLayer;
+import org.nd4j.shade.jackson.databind.JsonNode;
+import org.nd4j.shade.jackson.databind.ObjectMapper;
+import org.nd4j.shade.jackson.databind.node.ArrayNode;
+import org.nd4j.shade.jackson.databind.node.ObjectNode;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Enumeration;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +36,9 @@ import java.util.zip.ZipOutputStream;
  * {@code org.dl4jmtp.layers.explicit.ExplicitBlockLayer} (a DL4J {@code BaseLayer}: its updater under
  * {@code iupdater}, plus activation and weight-init fields that a block never used) and
  * {@code org.dl4jmtp.layers.NemotronV3BlockLayer}. Both had the parameter layout of the block's SameDiff definition,
- * so only the configuration JSON is rewritten; parameters and updater state are read as stored.
+ * so only the configuration JSON is rewritten; parameters and updater state are read as stored. Blocks and MTP depths
+ * also stored the model's whole HF config; they now store the few settings each block needs ({@link BlockConfig}),
+ * derived from it on restore.
  */
 public final class GraphZips {
 
@@ -77,7 +86,7 @@ public final class GraphZips {
 
     /** The configuration JSON with current class names and, unless {@code runtime} is null, that runtime set. */
     static String upgrade(String json, LayerRuntime runtime) throws IOException {
-        ObjectMapper mapper = new ObjectMapper();
+        ObjectMapper mapper = NeuralNetConfiguration.mapper();
         JsonNode root = mapper.readTree(json);
         boolean changed = false;
         for (JsonNode vertex : root.path("vertices")) {
@@ -100,12 +109,35 @@ public final class GraphZips {
                 type = MOVED.get(type);
                 changed = true;
             }
+            if (conf.has("config") && (BLOCK.equals(type) || MtpDepthLayer.class.getName().equals(type))) {
+                storeBlockSettings(mapper, conf, BLOCK.equals(type));
+                changed = true;
+            }
             if (runtime != null && selectable(type) && !runtime.name().equals(conf.path("runtime").asText())) {
                 conf.put("runtime", runtime.name());
                 changed = true;
             }
         }
         return changed ? mapper.writeValueAsString(root) : json;
+    }
+
+    /** Replaces a layer's whole HF config by the settings of its block(s). */
+    private static void storeBlockSettings(ObjectMapper mapper, ObjectNode conf, boolean block) throws IOException {
+        NemotronV3Config config = mapper.treeToValue(conf.remove("config"), NemotronV3Config.class);
+        if (block) {
+            BlockType type = BlockType.valueOf(conf.remove("blockType").asText());
+            conf.set("block", mapper.valueToTree(BlockConfig.of(type, config)));
+            return;
+        }
+        List<BlockConfig> sublayers = new ArrayList<>();
+        for (JsonNode type : conf.remove("sublayerTypes")) {
+            sublayers.add(BlockConfig.of(BlockType.valueOf(type.asText()), config));
+        }
+        ArrayNode array = conf.putArray("sublayers");
+        sublayers.forEach(b -> array.add(mapper.<JsonNode>valueToTree(b)));
+        conf.put("hiddenSize", config.getHiddenSize());
+        conf.put("layerNormEpsilon", config.getLayerNormEpsilon());
+        conf.put("initializerRange", config.getInitializerRange());
     }
 
     private static boolean selectable(String className) {
