@@ -3,7 +3,9 @@ package org.dl4jmtp.mamba2;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
+import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.RowOps;
+import org.dl4jmtp.layers.rows.RowRmsNorm;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -135,8 +137,8 @@ public final class CachedMamba2 implements CachedMixer {
     /** Zamba2RMSNormGated: RMS-normalise each of the G contiguous groups of d_inner/G channels, then scale. */
     private INDArray gatedGroupNorm(INDArray gated, int n) {
         int groups = config.getNGroups();
-        INDArray grouped = gated.reshape(n, groups, config.dInner() / groups);
-        return RowOps.normalizeRms(grouped, config.getLayerNormEpsilon()).reshape(n, config.dInner())
-                .muliRowVector(weights.vector("norm.weight"));
+        INDArray grouped = gated.reshape((long) n * groups, config.dInner() / groups);       // a row per group
+        return RowRmsNorm.of(grouped, config.getLayerNormEpsilon(), RowMixer.Cache.CURRENT_SCOPE).normalized
+                .reshape(n, config.dInner()).muliRowVector(weights.vector("norm.weight"));
     }
 }

@@ -1,5 +1,6 @@
 package org.dl4jmtp.layers.rows;
 
+import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
@@ -21,16 +22,9 @@ public final class RowOps {
         return bias == null ? y : y.addiRowVector(bias);
     }
 
-    /** {@code x / sqrt(mean(x²) + eps)} over the last axis of a rank-2 or rank-3 array. */
-    public static INDArray normalizeRms(INDArray x, double eps) {
-        int last = x.rank() - 1;
-        INDArray meanSquare = x.mul(x).mean(true, last);
-        return x.mul(Transforms.pow(meanSquare.addi(eps), -0.5, false));
-    }
-
-    /** RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H]. */
+    /** RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H]: {@link RowRmsNorm}, the training path's, times w. */
     public static INDArray rmsNorm(INDArray x, INDArray weight, double eps) {
-        return normalizeRms(x, eps).muliRowVector(weight);
+        return RowRmsNorm.of(x, eps, RowMixer.Cache.CURRENT_SCOPE).normalized.muliRowVector(weight);
     }
 
     /** SiLU {@code x·sigmoid(x)}. */
