@@ -6,6 +6,8 @@ import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsWriter;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -189,9 +191,33 @@ class Dl4jMtpCliTest {
     }
 
     @Test
-    void generateMatchesTheFixtureGreedyTokensAndDrafts() throws IOException {
+    void evalOnTheSameDiffRuntimeGivesTheFixtureLosses() throws IOException {
+        Run r = run("eval", "--checkpoint", fixture().toString(), "--batch", ioFile(), "--mtp-depths", "2",
+                "--dtype", "double", "--runtime", "samediff");
+        assertEquals(0, r.exitCode(), r.describe());
+        JsonNode got = r.json();
+        JsonNode want = expected();
+        assertEquals("samediff", got.get("runtime").asText());
+        assertEquals(want.get("loss_main").asDouble(), got.get("loss_main").asDouble(), LOSS_TOL);
+        for (int d = 0; d < 2; d++) {
+            assertEquals(want.get("mtp_per_depth_losses").get(d).asDouble(),
+                    got.get("mtp_per_depth_losses").get(d).asDouble(), LOSS_TOL, "depth " + (d + 1));
+        }
+        assertEquals(want.get("total_loss").asDouble(), got.get("total_loss").asDouble(), LOSS_TOL);
+    }
+
+    @Test
+    void unknownRuntimeIsAUsageError() {
+        Run r = run("eval", "--checkpoint", fixture().toString(), "--batch", ioFile(), "--runtime", "fast");
+        assertEquals(2, r.exitCode(), r.describe());
+        assertTrue(r.err().contains("--runtime") && r.err().contains("explicit or samediff"), r.describe());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"explicit", "samediff"})
+    void generateMatchesTheFixtureGreedyTokensAndDrafts(String runtime) throws IOException {
         Run r = run("generate", "--checkpoint", fixture().toString(), "--prompt-ids", "80,33,58,64,52,81",
-                "--max-new-tokens", "10", "--show-drafts", "--dtype", "double");
+                "--max-new-tokens", "10", "--show-drafts", "--dtype", "double", "--runtime", runtime);
         assertEquals(0, r.exitCode(), r.describe());
         JsonNode got = r.json();
         JsonNode greedy = expected().get("greedy");
