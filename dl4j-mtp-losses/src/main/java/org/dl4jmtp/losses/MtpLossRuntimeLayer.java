@@ -91,15 +91,6 @@ public class MtpLossRuntimeLayer extends SameDiffOutputLayer implements MtpLossR
     }
 
     @Override
-    public MtpLossReport evaluate(INDArray headInput, INDArray labels) {
-        LayerWorkspaceMgr noWorkspaces = LayerWorkspaceMgr.noWorkspaces();
-        setInput(headInput, noWorkspaces);
-        setLabels(labels);
-        computeScore(0.0, false, noWorkspaces);
-        return lastReport;
-    }
-
-    @Override
     public MtpLossReport lastReport() {
         return lastReport;
     }

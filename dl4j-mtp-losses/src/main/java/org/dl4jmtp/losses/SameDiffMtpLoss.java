@@ -97,15 +97,6 @@ public class SameDiffMtpLoss extends SameDiffOutputLayer implements MtpLossRepor
     }
 
     @Override
-    public MtpLossReport evaluate(INDArray headInput, INDArray labels) {
-        LayerWorkspaceMgr noWorkspaces = LayerWorkspaceMgr.noWorkspaces();
-        setInput(headInput, noWorkspaces);
-        setLabels(labels);
-        computeScore(0.0, false, noWorkspaces);
-        return lastReport;
-    }
-
-    @Override
     public MtpLossReport lastReport() {
         return lastReport;
     }
