@@ -26,7 +26,7 @@ import java.util.Map;
  * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical. All experts run as one
  * relu² MLP with E·I hidden units ({@link #routedExperts}), so the number of ops does not grow with E; spreading
  * the weights over the hidden units adds an [n, E]·[E, E·I] product. The graph's MoE blocks do not pay this cost:
- * they run {@code explicit.SparseMoe} (sparse dispatch); in the graph this mixer runs only inside the weight-tied
+ * they run {@link SparseMoe} (sparse dispatch); in the graph this mixer runs only inside the weight-tied
  * MTP depth ({@code MtpDepthLayer}).
  */
 public final class MoeMixer implements Mixer {
