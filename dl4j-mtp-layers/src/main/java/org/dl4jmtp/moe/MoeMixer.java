@@ -25,7 +25,7 @@ import java.util.Map;
  * times those of a sparse MoE (e.g. 4× for 8 experts top-2); the results are identical. All experts run as one
  * relu² MLP with E·I hidden units ({@link #routedExperts}), so the number of ops does not grow with E; spreading
  * the weights over the hidden units adds an [n, E]·[E, E·I] product. The graph's MoE blocks do not pay this cost:
- * they run {@code explicit.SparseMoe} (sparse dispatch); in the graph this mixer runs only inside the weight-tied
+ * they run {@link SparseMoe} (sparse dispatch); in the graph this mixer runs only inside the weight-tied
  * MTP depth ({@code MtpDepthLayer}).
  */
 public final class MoeMixer implements Mixer {
@@ -37,8 +37,6 @@ public final class MoeMixer implements Mixer {
     public static final String SHARED_UP = ParamKeys.of("shared_experts.up_proj.weight");
     public static final String SHARED_DOWN = ParamKeys.of("shared_experts.down_proj.weight");
 
-    /** Added to the sum of the selected weights before normalising, as HF does. */
-    private static final double NORM_EPS = 1e-20;
 
     private final MoeConfig config;
 
@@ -96,7 +94,7 @@ public final class MoeMixer implements Mixer {
         // + 0·bias: the frozen buffer gets an exactly-zero gradient (DL4J needs one for every parameter)
         SDVariable weights = scores.mul(selected).add(correctionBias.mul(0.0));
         if (config.isNormTopkProb()) {
-            weights = weights.div(weights.sum(true, 1).add(NORM_EPS));
+            weights = weights.div(weights.sum(true, 1).add(MoeRouting.NORM_EPS));
         }
         weights = weights.mul(config.getRoutedScalingFactor());
 

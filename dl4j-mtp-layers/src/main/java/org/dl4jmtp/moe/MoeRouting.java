@@ -1,13 +1,22 @@
 package org.dl4jmtp.moe;
 
+import org.nd4j.linalg.api.ndarray.INDArray;
+
 /**
  * The routing of one MoE forward pass, computed on the host (E is small, n·E values): each token's top-k experts on
  * {@code score + correction bias}, their weights from the unbiased scores (docs/model.md, "MoE"), and the dispatch plan
- * that
- * sorts the n·k (token, expert) assignments by expert so that each expert's tokens are one contiguous block of rows.
+ * that sorts the n·k (token, expert) assignments by expert so that each expert's tokens are one contiguous block of
+ * rows. The one routing of the explicit runtime ({@link SparseMoe}) and of decoding ({@link CachedMoe}).
  *
- * <p>Selection matches the SameDiff MoE ({@code M21Workarounds.topKMask}): k rounds of argmax, the lowest index
- * winning a tie. Within an expert's block, tokens keep their order.
+ * <p>Selection is the SameDiff MoE's ({@code M21Workarounds.topKMask}: k rounds of argmax, each removing its winner):
+ * <ul>
+ *     <li><b>ties</b> go to the lowest expert index;</li>
+ *     <li>the compared values are {@link #selectionValues}, {@code score + bias} added in the network's data type as
+ *     the graph adds them (a float network ties, or not, in float), so every runtime picks the same experts;</li>
+ *     <li><b>NaN</b> scores throw an {@link IllegalStateException}: no expert is a meaningful choice for them (the
+ *     SameDiff graph cannot throw; its output for such a token is NaN).</li>
+ * </ul>
+ * Within an expert's block, tokens keep their order.
  */
 public final class MoeRouting {
 
@@ -48,35 +57,42 @@ public final class MoeRouting {
     }
 
     /**
-     * @param scores         [n·E] sigmoid router scores, row-major
-     * @param correctionBias [E] {@code e_score_correction_bias}, used for the selection only
+     * {@code scores + correctionBias}, the values the top-k compares, in the scores' data type: the same broadcast add
+     * as the SameDiff graph's, so that rounding (and with it every exact tie) is the graph's.
+     *
+     * @param scores         [n, E] sigmoid router scores
+     * @param correctionBias [E] or [1, E] {@code e_score_correction_bias}
      */
-    public static MoeRouting route(double[] scores, double[] correctionBias, int tokens, int experts, int k,
-                            boolean normalize, double scale) {
+    public static INDArray selectionValues(INDArray scores, INDArray correctionBias) {
+        return scores.addRowVector(correctionBias.reshape(1, correctionBias.length()).castTo(scores.dataType()));
+    }
+
+    /**
+     * @param scores    [n·E] sigmoid router scores, row-major
+     * @param selection [n·E] {@link #selectionValues} of the same scores, row-major; used for the selection only
+     */
+    public static MoeRouting route(double[] scores, double[] selection, int tokens, int experts, int k,
+                                   boolean normalize, double scale) {
         MoeRouting r = new MoeRouting(scores, tokens, experts, k, normalize, scale);
-        r.select(correctionBias);
+        r.select(selection);
         r.dispatch();
         return r;
     }
 
-    private void select(double[] correctionBias) {
+    private void select(double[] selection) {
         int[] count = new int[experts];
         for (int t = 0; t < tokens; t++) {
             int base = t * experts;
+            checkNotNaN(selection, base, t);
+            checkNotNaN(scores, base, t);
             double selectedSum = 0;
             for (int s = 0; s < k; s++) {
                 int best = -1;
-                double bestValue = Double.NEGATIVE_INFINITY;
                 for (int e = 0; e < experts; e++) {
-                    double v = scores[base + e] + correctionBias[e];
-                    if (v > bestValue && !alreadyChosen(t, s, e)) {
+                    // strictly greater: on a tie the lower index, found first, stays (argmax's rule)
+                    if (!alreadyChosen(t, s, e) && (best < 0 || selection[base + e] > selection[base + best])) {
                         best = e;
-                        bestValue = v;
                     }
-                }
-                if (best < 0) {
-                    throw new IllegalStateException("MoE router score of token " + t + " is not finite (NaN or "
-                            + "-Infinity): the layer input or the router weights hold NaN/Inf");
                 }
                 chosenExpert[t * k + s] = best;
                 count[best]++;
@@ -87,6 +103,20 @@ public final class MoeRouting {
         for (int e = 0; e < experts; e++) {
             expertStart[e + 1] = expertStart[e] + count[e];
         }
+    }
+
+    private void checkNotNaN(double[] values, int base, int token) {
+        for (int e = 0; e < experts; e++) {
+            if (Double.isNaN(values[base + e])) {
+                throw new IllegalStateException("MoE router produced NaN scores (token " + token + ", expert " + e
+                        + "): the layer input, the router weights or the correction bias are not finite (NaN or Inf)");
+            }
+        }
+    }
+
+    /** Expert of token t's s-th choice (choices in selection order). */
+    public int chosenExpert(int token, int choice) {
+        return chosenExpert[token * k + choice];
     }
 
     private boolean alreadyChosen(int token, int slots, int expert) {

@@ -55,8 +55,8 @@ public final class SparseMoe extends RowMixer<SparseMoe.Forward> {
         DataType type = x.dataType();
 
         INDArray scores = Transforms.sigmoid(Nd4j.gemm(x, param(MoeMixer.GATE), false, true), false); // [n, E]
-        MoeRouting routing = MoeRouting.route(scores.data().asDouble(),
-                param(MoeMixer.CORRECTION_BIAS).dup().data().asDouble(), n, experts, k,
+        INDArray selection = MoeRouting.selectionValues(scores, param(MoeMixer.CORRECTION_BIAS));
+        MoeRouting routing = MoeRouting.route(scores.data().asDouble(), selection.data().asDouble(), n, experts, k,
                 config.isNormTopkProb(), config.getRoutedScalingFactor());
 
         INDArray expertInput = config.hasLatentMoe() ? Nd4j.gemm(x, param(MoeMixer.FC1_LATENT), false, true) : x;
