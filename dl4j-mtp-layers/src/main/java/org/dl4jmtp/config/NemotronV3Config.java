@@ -29,6 +29,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import lombok.Data;
 import lombok.NoArgsConstructor;
+import org.dl4jmtp.attention.AttentionConfig;
+import org.dl4jmtp.mamba2.Mamba2Config;
 
 /**
  * The model configuration of a NemotronV3 / Nemotron-H hybrid model: the fields of HF's
@@ -215,47 +217,47 @@ public class NemotronV3Config {
 
     /** @return d_inner = mamba_num_heads · mamba_head_dim (NOT expand · hidden_size) */
     public int dInner() {
-        return mambaNumHeads * mambaHeadDim;
+        return Mamba2Config.of(this).dInner();
     }
 
     /** @return channels of the Mamba causal conv (x, B, C together): d_inner + 2·G·N */
     public int convDim() {
-        return dInner() + 2 * nGroups * ssmStateSize;
+        return Mamba2Config.of(this).convDim();
     }
 
     /** @return in_proj output width, split in the order z, x, B, C, dt: 2·d_inner + 2·G·N + nh */
     public int inProjSize() {
-        return 2 * dInner() + 2 * nGroups * ssmStateSize + mambaNumHeads;
+        return Mamba2Config.of(this).inProjSize();
     }
 
     /** @return Mamba heads per B/C group (head h uses group h / this) */
     public int mambaHeadsPerGroup() {
-        return mambaNumHeads / nGroups;
+        return Mamba2Config.of(this).mambaHeadsPerGroup();
     }
 
     /** @return q_proj output width = num_attention_heads · head_dim (not necessarily hidden_size) */
     public int queryWidth() {
-        return numAttentionHeads * headDim;
+        return AttentionConfig.of(this).queryWidth();
     }
 
     /** @return k_proj / v_proj output width = num_key_value_heads · head_dim */
     public int kvWidth() {
-        return numKeyValueHeads * headDim;
+        return AttentionConfig.of(this).kvWidth();
     }
 
     /** @return query heads sharing one KV head (GQA group size) */
     public int queriesPerKvHead() {
-        return numAttentionHeads / numKeyValueHeads;
+        return AttentionConfig.of(this).queriesPerKvHead();
     }
 
     /** @return true if routed experts work in a latent space (LatentMoE) */
     public boolean hasLatentMoe() {
-        return moeLatentSize != null;
+        return moeLatentSize != null;   // as MoeConfig.hasLatentMoe
     }
 
     /** @return input width of the routed experts: moe_latent_size if set, else hidden_size */
     public int expertInputSize() {
-        return moeLatentSize != null ? moeLatentSize : hiddenSize;
+        return moeLatentSize != null ? moeLatentSize : hiddenSize;   // as MoeConfig.expertInputSize
     }
 
     /** @return the number of backbone blocks of {@code type} */

@@ -41,7 +41,7 @@ public class Mamba2Config implements MixerConfig {
         m.chunkSize = c.getChunkSize();
         m.useConvBias = c.isUseConvBias();
         m.useBias = c.isUseBias();
-        m.timeStepLimit = c.getTimeStepLimit().clone();
+        m.timeStepLimit = c.getTimeStepLimit() == null ? null : c.getTimeStepLimit().clone();
         m.timeStepMin = c.getTimeStepMin();
         m.timeStepMax = c.getTimeStepMax();
         m.timeStepFloor = c.getTimeStepFloor();
