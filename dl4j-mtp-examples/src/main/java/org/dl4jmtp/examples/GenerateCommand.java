@@ -33,7 +33,7 @@ import java.util.concurrent.Callable;
  * ({@link FullRecomputeDecoder}, through the graph's SameDiff layers with {@code --runtime samediff}).
  */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Greedy or sampled decoding (main head, full recomputation per step, batch 1); prints"
+        description = "Greedy or sampled decoding (main head, batch 1; greedy runs cached on the explicit runtime); prints"
                 + " {\"prompt\": [...], \"generated\": [...], \"drafts\": [[...], ...]} (drafts with --show-drafts).")
 final class GenerateCommand implements Callable<Integer> {
 

@@ -38,8 +38,9 @@ import java.util.Objects;
  * repeated (weight-tied): norm_f, parts 1..D → mtp.depth.0 (one MtpDepthLayer applied D times) → h¹…ᴰ
  * [norm_f ; h¹ ; … ; hᴰ] → lm_head.input → lm_head (the caller's output layer: shared head + loss)
  * </pre>
- * Every join is a native {@link MergeVertex} feeding single-input SameDiff layers (M2.1: SameDiffVertex corrupts
- * memory with workspaces on). One graph serves any minibatch size and sequence length.
+ * Every join is a native {@link MergeVertex} feeding single-input layers (M2.1: SameDiffVertex corrupts memory with
+ * workspaces on). One graph serves any minibatch size and sequence length. Every dl4j-mtp layer runs the
+ * {@link #runtime(LayerRuntime) runtime} chosen here.
  */
 public final class NemotronV3GraphBuilder {
 
