@@ -6,6 +6,7 @@ import org.deeplearning4j.nn.gradient.Gradient;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.layers.ExplicitSequenceLayer;
+import org.dl4jmtp.layers.NativeLimits;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.TokenRows;
 import org.nd4j.common.primitives.Pair;
@@ -100,8 +101,12 @@ public class ExplicitBlock extends ExplicitSequenceLayer {
         forwardPasses++;
         blockConf().validateInput(input);
         INDArray x = TokenRows.of(input);                                                  // [n, H]
-        RowBlock.Forward block = block().forwardInPlace(x, (int) input.size(0), cache);
-        return new BlockForward(input, block, x);
+        try {
+            RowBlock.Forward block = block().forwardInPlace(x, (int) input.size(0), cache);
+            return new BlockForward(input, block, x);
+        } catch (NativeLimits.ShapeLimitException e) {
+            throw NativeLimits.inLayer(layerConf().getLayerName(), e);
+        }
     }
 
     @Override

@@ -132,6 +132,7 @@ public abstract class RowMixer<S> {
 
     /** y = x·Wᵀ (+ b when the parameter exists): [n, in] → [n, out]. */
     protected INDArray linear(INDArray x, String weight, String bias) {
+        NativeLimits.check(prefix + weight + " output [n, out]", x.size(0), param(weight).size(0));
         INDArray y = Nd4j.gemm(x, param(weight), false, true);
         return params.containsKey(prefix + bias) ? y.addiRowVector(param(bias)) : y;
     }

@@ -1,5 +1,6 @@
 package org.dl4jmtp.mlp;
 
+import org.dl4jmtp.layers.NativeLimits;
 import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -33,6 +34,8 @@ public final class Relu2Mlp extends RowMixer<Relu2Mlp.Forward> {
 
     @Override
     public Result<Forward> forward(INDArray x, int batch, Cache cache) {
+        NativeLimits.check(prefix + MlpMixer.UP_PROJ + " output [n, intermediate]", x.size(0),
+                config.getIntermediateSize());
         INDArray hidden = cache.createUninitialized(x.dataType(), x.size(0), config.getIntermediateSize());
         Nd4j.gemm(x, param(MlpMixer.UP_PROJ), hidden, false, true, 1.0, 0.0);
         if (params.containsKey(prefix + MlpMixer.UP_PROJ_BIAS)) {

@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.block.RowBlock;
 import org.dl4jmtp.layers.ExplicitSequenceLayer;
+import org.dl4jmtp.layers.NativeLimits;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
@@ -105,6 +106,14 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
     }
 
     private DepthForward forward(INDArray input, RowMixer.Cache cache) {
+        try {
+            return forwardRows(input, cache);
+        } catch (NativeLimits.ShapeLimitException e) {
+            throw NativeLimits.inLayer(layerConf().getLayerName(), e);
+        }
+    }
+
+    private DepthForward forwardRows(INDArray input, RowMixer.Cache cache) {
         MtpDepthLayer depth = depth();
         int h = depth.getHiddenSize();
         double eps = depth.getLayerNormEpsilon();

@@ -1,6 +1,7 @@
 package org.dl4jmtp.losses;
 
 import org.dl4jmtp.config.MtpLossNormalization;
+import org.dl4jmtp.layers.NativeLimits;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
@@ -61,6 +62,7 @@ final class MtpHeadLoss {
         double total = 0;
         for (int d = 0; d <= depths; d++) {
             INDArray rows = depthRows(input, d, h);                                      // [n, H]
+            NativeLimits.check("lm_head logits [B*T, V]", rows.size(0), weight.size(0));
             INDArray logits = Nd4j.gemm(rows, weight, false, true);                      // [n, V]
             double factor = d == 0 ? 1.0 : settings.getLossScalingFactor() / depths;         // of L_d in the total
             double gradientScale = weightGradient == null ? Double.NaN : mb * factor / denominators[d];
@@ -80,6 +82,7 @@ final class MtpHeadLoss {
 
     /** The main logits [mb, V, T] of a head input (the layer's activations), in the array {@code out} gives. */
     static INDArray mainLogits(INDArray input, INDArray weight, int hiddenSize, INDArray out) {
+        NativeLimits.check("lm_head logits [B*T, V]", input.size(0) * input.size(2), weight.size(0));
         INDArray logits = Nd4j.gemm(depthRows(input, 0, hiddenSize), weight, false, true);
         return out.assign(logits.reshape(input.size(0), input.size(2), weight.size(0)).permute(0, 2, 1));
     }

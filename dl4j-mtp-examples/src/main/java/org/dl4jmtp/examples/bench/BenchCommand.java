@@ -70,6 +70,12 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--presets", description = "presets file (default: the copy bundled in the jar)")
     Path presets;
 
+    @Option(names = "--seq-len", paramLabel = "T", description = "tokens per sequence instead of the preset's seq_len")
+    Integer seqLenOverride;
+
+    @Option(names = "--batch-size", paramLabel = "B", description = "sequences per step instead of the preset's batch_size")
+    Integer batchSizeOverride;
+
     @Option(names = "--steps", description = "measured steps (default: ${DEFAULT-VALUE})")
     int steps = 10;
 
@@ -157,8 +163,12 @@ public class BenchCommand implements Callable<Integer> {
         }
         Adam adam = new Adam(opt.get("lr").asDouble(), opt.get("betas").get(0).asDouble(),
                 opt.get("betas").get(1).asDouble(), opt.get("eps").asDouble());
-        int batch = p.get("batch_size").asInt();
-        int seqLen = p.get("seq_len").asInt();
+        int batch = batchSizeOverride != null ? batchSizeOverride : p.get("batch_size").asInt();
+        int seqLen = seqLenOverride != null ? seqLenOverride : p.get("seq_len").asInt();
+        if (batch < 1 || seqLen < 2) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--batch-size must be >= 1 and --seq-len"
+                    + " >= 2, got " + batch + " and " + seqLen);
+        }
         String dtype = p.path("dtype").asText("float32");
         if (!"float32".equals(dtype)) {
             throw new IllegalArgumentException("only float32 presets are supported, got " + dtype);

@@ -89,4 +89,23 @@ class BundledPresetsTest {
         assertEquals("small", result.get("preset").asText());
         assertEquals(8 * 256, result.get("tokens_per_step").asInt());
     }
+
+    /** --seq-len and --batch-size replace the preset's shape; the result says which shape ran and its peak RSS. */
+    @Test
+    void benchTakesSequenceLengthAndBatchSizeOverrides() throws Exception {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        var cl = Dl4jMtpCli.newCommandLine();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute("bench", "--preset", "small", "--seq-len", "48", "--batch-size", "1", "--steps", "1",
+                "--warmup", "0", "--json");
+        assertEquals(0, code, "stdout:\n" + out + "\nstderr:\n" + err);
+        JsonNode result = new ObjectMapper().readTree(out.toString());
+        assertEquals(48, result.get("seq_len").asInt());
+        assertEquals(1, result.get("batch_size").asInt());
+        assertEquals(48, result.get("tokens_per_step").asInt());
+        assertTrue(result.get("peak_rss_mib").asDouble() > 0, result.toString());
+        assertEquals("explicit", result.get("runtime").asText());
+    }
 }
