@@ -39,7 +39,9 @@ final class SharedWork {
                 Thread.currentThread().interrupt();
                 failure = failure != null ? failure : new IllegalStateException("interrupted while waiting for a worker", e);
             } catch (ExecutionException e) {
-                failure = failure != null ? failure
+                // a worker's own exception as it is (e.g. a refused shape), so callers see the same type as on one thread
+                failure = failure != null ? failure : e.getCause() instanceof RuntimeException
+                        ? (RuntimeException) e.getCause()
                         : new IllegalStateException("a worker failed: " + e.getCause(), e.getCause());
             }
         }
