@@ -87,12 +87,15 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
         if (runtime == LayerRuntime.SAMEDIFF) {
             return super.instantiate(conf, listeners, layerIndex, layerParamsView, initializeParams, networkDataType);
         }
-        ExplicitSequenceLayer runtime = explicitRuntime(conf, networkDataType);
-        runtime.setIndex(layerIndex);
-        runtime.setParamsViewArray(layerParamsView);
-        runtime.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
-        runtime.setConf(conf);
-        return runtime;
+        ExplicitSequenceLayer layer = explicitRuntime(conf, networkDataType);
+        if (listeners != null) {
+            layer.setListeners(listeners);
+        }
+        layer.setIndex(layerIndex);
+        layer.setParamsViewArray(layerParamsView);
+        layer.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
+        layer.setConf(conf);
+        return layer;
     }
 
     @Override
