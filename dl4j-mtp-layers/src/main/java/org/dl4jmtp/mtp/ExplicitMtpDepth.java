@@ -1,18 +1,12 @@
 package org.dl4jmtp.mtp;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
-import org.deeplearning4j.nn.gradient.DefaultGradient;
-import org.deeplearning4j.nn.gradient.Gradient;
-import org.deeplearning4j.nn.workspace.ArrayType;
-import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.dl4jmtp.block.RowBlock;
-import org.dl4jmtp.layers.ExplicitSequenceLayer;
-import org.dl4jmtp.layers.NativeLimits;
+import org.dl4jmtp.layers.RowForwardLayer;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
 import org.dl4jmtp.layers.rows.TokenRows;
-import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -30,10 +24,9 @@ import java.util.Set;
  * backprop. For the weight-tied ("repeated") depth every iteration uses the same parameters, so their gradients are the
  * sums over the iterations; the gradient of each iteration's hidden input flows into the iteration before it.
  *
- * <p>As in {@link ExplicitBlock}, a training forward pass keeps what backprop reads in the ACTIVATIONS
- * workspace, and a backprop without its forward pass recomputes it.
+ * <p>As {@link ExplicitBlock}, backprop reuses the training forward pass ({@link RowForwardLayer}).
  */
-public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
+public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.DepthForward> {
 
     /** What backprop needs from one iteration. */
     private static final class Iteration {
@@ -44,18 +37,10 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
         RowRmsNorm finalNorm;
     }
 
-    /** What backprop needs from one forward pass. */
-    private static final class DepthForward {
-        final INDArray input;                             // the layer input this was computed for (identity)
+    /** What backprop needs from one forward pass; the output rows are [n, k·H]. */
+    static final class DepthForward extends RowForwardLayer.Forward {
         final List<Iteration> iterations = new ArrayList<>();
-        INDArray output;                                  // [n, k·H] rows (forward only, dropped before caching)
-
-        public DepthForward(INDArray input) {
-            this.input = input;
-        }
     }
-
-    private DepthForward cached;
 
     public ExplicitMtpDepth(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
@@ -66,54 +51,7 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
     }
 
     @Override
-    public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
-        assertInputSet(false);
-        depth().validateInput(input);
-        DepthForward f = forward(input, training ? RowMixer.Cache.inActivations(workspaceMgr) : RowMixer.Cache.CURRENT_SCOPE);
-        INDArray out = TokenRows.toSequence(f.output, input.size(0));
-        f.output = null;
-        cached = training ? f : null;
-        return workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), out.shape(), 'c').assign(out);
-    }
-
-    @Override
-    public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr workspaceMgr) {
-        assertInputSet(true);
-        DepthForward f = cached != null && cached.input == input ? cached : forward(input, RowMixer.Cache.CURRENT_SCOPE);
-        cached = null;
-        INDArray epsOut = workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, input.dataType(), input.shape(), 'c');
-        epsOut.assign(TokenRows.toSequence(backward(f, TokenRows.of(epsilon)), input.size(0)));
-        Gradient gradient = new DefaultGradient(gradients);
-        gradTable.forEach(gradient.gradientForVariable()::put);          // parameter order (the initializer's map)
-        return new Pair<>(gradient, epsOut);
-    }
-
-    @Override
-    protected INDArray forward(INDArray input) {
-        return TokenRows.toSequence(forward(input, RowMixer.Cache.CURRENT_SCOPE).output, input.size(0));
-    }
-
-    @Override
-    protected void backward(INDArray input, INDArray gradOut, INDArray gradInput) {
-        INDArray rows = backward(forward(input, RowMixer.Cache.CURRENT_SCOPE), TokenRows.of(gradOut));
-        gradInput.assign(TokenRows.toSequence(rows, input.size(0)));
-    }
-
-    @Override
-    public void clear() {
-        super.clear();
-        cached = null;
-    }
-
-    private DepthForward forward(INDArray input, RowMixer.Cache cache) {
-        try {
-            return forwardRows(input, cache);
-        } catch (NativeLimits.ShapeLimitException e) {
-            throw NativeLimits.inLayer(layerConf().getLayerName(), e);
-        }
-    }
-
-    private DepthForward forwardRows(INDArray input, RowMixer.Cache cache) {
+    protected DepthForward forwardRows(INDArray input, RowMixer.Cache cache) {
         MtpDepthLayer depth = depth();
         int h = depth.getHiddenSize();
         double eps = depth.getLayerNormEpsilon();
@@ -122,7 +60,7 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
         String last = MtpDepthLayer.sublayerPrefix(depth.getSublayers().size() - 1);
 
         INDArray rows = TokenRows.of(input);                                            // [n, (1+k)·H]
-        DepthForward f = new DepthForward(input);
+        DepthForward f = new DepthForward();
         f.output = Nd4j.createUninitialized(rows.dataType(), rows.size(0), (long) depth.getIterations() * h);
         INDArray hidden = columns(rows, 0, h);
         for (int it = 0; it < depth.getIterations(); it++) {
@@ -145,7 +83,8 @@ public final class ExplicitMtpDepth extends ExplicitSequenceLayer {
     }
 
     /** Writes the parameter gradients (sums over the iterations) into {@code gradTable}; returns dL/d(input rows). */
-    private INDArray backward(DepthForward f, INDArray gradOut) {
+    @Override
+    protected INDArray backwardRows(DepthForward f, INDArray gradOut) {
         MtpDepthLayer depth = depth();
         int h = depth.getHiddenSize();
         int subs = depth.getSublayers().size();

@@ -40,6 +40,8 @@ class HotPathHostReadsTest {
             "org.dl4jmtp.mlp.Relu2Mlp",
             // the weight-tied MTP depth: fusion, its sublayer blocks and final norm, once per iteration
             "org.dl4jmtp.mtp.ExplicitMtpDepth",
+            // the activation/backprop plumbing of the block and the MTP depth
+            "org.dl4jmtp.layers.RowForwardLayer",
             // the MTP depths' norms, projections and time slices (RmsNorm, Linear, TimeSlice runtimes)
             "org.dl4jmtp.layers.ExplicitSequenceLayer",
             // ids → [mb, 1, (1+D)·T] in front of the shared embedding, every step
