@@ -124,6 +124,7 @@ public final class CheckpointSupport {
                 }
                 e.getValue().assign(value);
             }
+            model.rememberSourceDTypes(source.sourceDTypes());
             err.println(mtp.numPhysicalDepths() == 0
                     ? "note: MTP is off: the checkpoint's " + stored + " physical MTP depths are ignored"
                     : "note: using " + mtp.numPhysicalDepths() + " of the checkpoint's " + stored

@@ -29,7 +29,7 @@ import java.nio.file.NoSuchFileException;
         mixinStandardHelpOptions = true,
         versionProvider = Dl4jMtpCli.Version.class,
         description = "NemotronV3 hybrid models with Multi-Token Prediction on Deeplearning4j.",
-        subcommands = {InfoCommand.class, EvalCommand.class, GenerateCommand.class,
+        subcommands = {InfoCommand.class, EvalCommand.class, GenerateCommand.class, ConvertCommand.class,
                 org.dl4jmtp.examples.train.TrainCommand.class, org.dl4jmtp.examples.ui.UiCommand.class,
                 org.dl4jmtp.examples.bench.BenchCommand.class, BenchDecodeCommand.class,
                 CommandLine.HelpCommand.class})

@@ -135,6 +135,27 @@ public final class HfStateDictAdapter {
         return out;
     }
 
+    /**
+     * The dtype each tensor has in the checkpoint, under the canonical HF keys {@link #load} uses (a fused 3-D expert
+     * tensor gives its dtype to each expert it is split into). Reads headers only.
+     */
+    public static Map<String, SafetensorsDType> sourceDTypes(SafetensorsCheckpoint checkpoint) {
+        Map<String, SafetensorsDType> out = new TreeMap<>();
+        for (String key : checkpoint.keys()) {
+            String canonical = canonicalKey(key);
+            Matcher fused = FUSED_EXPERTS.matcher(canonical);
+            SafetensorsTensorInfo info = checkpoint.info(key);
+            if (fused.matches() && info.shape().length == 3) {
+                for (int j = 0; j < info.shape()[0]; j++) {
+                    out.put(fused.group(1) + "." + j + "." + fused.group(2) + ".weight", info.dtype());
+                }
+            } else {
+                out.put(canonical, info.dtype());
+            }
+        }
+        return out;
+    }
+
     /** Every tensor of the checkpoint under its canonical HF key (variants resolved, fused experts split). */
     static Map<String, INDArray> canonicalTensors(SafetensorsCheckpoint checkpoint) {
         Map<String, INDArray> out = new TreeMap<>();

@@ -157,9 +157,15 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
             if (shardByName.containsKey(name)) {
                 continue;
             }
-            Path shardPath = dir.resolve(name).normalize();
+            Path shardPath;
+            try {
+                shardPath = dir.resolve(name).normalize();
+            } catch (java.nio.file.InvalidPathException invalid) {
+                throw new SafetensorsFormatException(index, "shard '" + name + "' (for '" + e.getKey()
+                        + "') is not a valid file name: " + invalid.getReason());
+            }
             // an index must not point outside its directory
-            if (!shardPath.getParent().equals(dir)) {
+            if (name.isEmpty() || shardPath.getParent() == null || !shardPath.getParent().equals(dir)) {
                 throw new SafetensorsFormatException(index, "shard '" + name + "' (for '" + e.getKey()
                         + "') is not a file name in the index directory");
             }

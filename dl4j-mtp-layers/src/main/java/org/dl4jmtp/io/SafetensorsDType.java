@@ -109,4 +109,71 @@ public enum SafetensorsDType {
     public static float bf16ToFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }
+    /**
+     * Rounds a float to the nearest bfloat16, ties to even (as PyTorch's {@code tensor.to(torch.bfloat16)}). Overflow
+     * gives infinity, infinities and signed zeros are kept, a NaN stays a (quiet) NaN with its sign and its upper
+     * payload bits. Every bfloat16 value converts back to its own bits: {@code floatToBf16(bf16ToFloat(b)) == b} for
+     * every non-NaN {@code b} (and for quiet NaNs).
+     */
+    public static short floatToBf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if ((bits & 0x7FFF_FFFF) > 0x7F80_0000) {
+            return (short) ((bits >>> 16) | 0x0040); // NaN: keep sign and top payload, force the quiet bit
+        }
+        int lsb = (bits >>> 16) & 1;
+        return (short) ((bits + 0x7FFF + lsb) >>> 16);
+    }
+
+    /**
+     * Rounds a float to the nearest IEEE 754 binary16, ties to even, with gradual underflow to f16 subnormals
+     * (values below half the smallest subnormal become signed zero; exactly half rounds to zero, the even neighbour).
+     * Values from 65520 up become infinity; NaN stays a quiet NaN with its sign.
+     */
+    public static short floatToF16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        int sign = (bits >>> 16) & 0x8000;
+        int exponent = (bits >>> 23) & 0xFF;
+        int mantissa = bits & 0x7F_FFFF;
+        if (exponent == 0xFF) {
+            return (short) (mantissa == 0 ? sign | 0x7C00 : sign | 0x7E00 | (mantissa >>> 13));
+        }
+        int e = exponent - 127 + 15;
+        if (e >= 0x1F) {
+            return (short) (sign | 0x7C00);
+        }
+        if (e <= 0) {
+            // f16 subnormal (or zero): units of 2^-24; the float is m · 2^(exponent - 150)
+            int shift = 126 - exponent;
+            if (exponent == 0 || shift > 24) {
+                return (short) sign; // below half the smallest subnormal
+            }
+            int m = mantissa | 0x80_0000;
+            int q = m >>> shift;
+            int rem = m & ((1 << shift) - 1);
+            int half = 1 << (shift - 1);
+            if (rem > half || (rem == half && (q & 1) == 1)) {
+                q++; // may carry into the smallest normal, which is the right encoding
+            }
+            return (short) (sign | q);
+        }
+        int h = (e << 10) | (mantissa >>> 13);
+        int rem = mantissa & 0x1FFF;
+        if (rem > 0x1000 || (rem == 0x1000 && (h & 1) == 1)) {
+            h++; // may carry into the exponent, up to infinity
+        }
+        return (short) (sign | h);
+    }
+
+    /** The dtype a float tensor is saved as for the names {@code float32}, {@code bfloat16}, {@code float16}. */
+    public static SafetensorsDType ofTorchName(String name) {
+        if (name != null) {
+            switch (name.toLowerCase(java.util.Locale.ROOT)) {
+                case "float32": case "f32": return F32;
+                case "bfloat16": case "bf16": return BF16;
+                case "float16": case "f16": return F16;
+                default: break;
+            }
+        }
+        throw new IllegalArgumentException("unknown save dtype '" + name + "' (expected float32, bfloat16 or float16)");
+    }
 }

@@ -19,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 
 /**
  * Writes {@code .safetensors} files the way the Hugging Face writer does: keys sorted, {@code __metadata__} first,
@@ -44,32 +45,50 @@ public final class SafetensorsWriter {
      */
     public static void write(Path file, Map<String, INDArray> tensors, Map<String, String> metadata)
             throws IOException {
-        write(file, tensors, metadata, null);
+        write(file, tensors, metadata, (SafetensorsDType) null);
     }
 
     /**
-     * Like {@link #write(Path, Map, Map)}, but every floating-point tensor (DOUBLE, FLOAT, HALF, BFLOAT16) is cast
-     * to {@code floatDType} first; integer and boolean tensors keep their dtype.
+     * Like {@link #write(Path, Map, Map)}, but every floating-point tensor (DOUBLE, FLOAT, HALF, BFLOAT16) is written
+     * as {@code floatDType}; integer and boolean tensors keep their dtype. F16 and BF16 are rounded from float to
+     * nearest, ties to even ({@link SafetensorsDType#floatToBf16}, {@link SafetensorsDType#floatToF16}).
      *
-     * @param floatDType {@link SafetensorsDType#F32} or {@link SafetensorsDType#F64}; {@code null} keeps each
-     *                   tensor's own dtype
+     * @param floatDType F32, F64, F16 or BF16; {@code null} keeps each tensor's own dtype
      */
     public static void write(Path file, Map<String, INDArray> tensors, Map<String, String> metadata,
                              SafetensorsDType floatDType) throws IOException {
-        if (floatDType != null && floatDType != SafetensorsDType.F32 && floatDType != SafetensorsDType.F64) {
-            throw new IllegalArgumentException("floatDType must be F32 or F64, got " + floatDType);
-        }
+        checkFloatDType(floatDType);
+        write(file, tensors, metadata, name -> floatDType);
+    }
+
+    /**
+     * Like {@link #write(Path, Map, Map, SafetensorsDType)}, with the floating-point dtype chosen per tensor name:
+     * {@code floatDTypes.apply(name)} (null keeps the tensor's own dtype).
+     */
+    public static void write(Path file, Map<String, INDArray> tensors, Map<String, String> metadata,
+                             Function<String, SafetensorsDType> floatDTypes) throws IOException {
         // validate everything and lay out the header before the temp file exists
-        List<Entry> entries = plan(tensors, floatDType);
+        List<Entry> entries = plan(tensors, floatDTypes);
         byte[] header = headerBytes(entries, metadata);
         writeAtomically(file.toAbsolutePath(), header, entries);
+    }
+
+    /** Bytes the data of {@code array} takes when written as {@code dtype} (the header excluded). */
+    static long dataBytes(INDArray array, SafetensorsDType dtype) {
+        return Math.multiplyExact(array.length(), dtype.byteSize());
+    }
+
+    static void checkFloatDType(SafetensorsDType floatDType) {
+        if (floatDType != null && !floatDType.isFloatingPoint()) {
+            throw new IllegalArgumentException("floatDType must be F32, F64, F16 or BF16, got " + floatDType);
+        }
     }
 
     /** One tensor to write: its source array, the dtype it is written as and its byte range. */
     private record Entry(String name, INDArray array, SafetensorsDType dtype, long[] shape, long begin, long end) {
     }
 
-    private static List<Entry> plan(Map<String, INDArray> tensors, SafetensorsDType floatDType) {
+    private static List<Entry> plan(Map<String, INDArray> tensors, Function<String, SafetensorsDType> floatDTypes) {
         if (tensors == null) {
             throw new IllegalArgumentException("tensors map is null");
         }
@@ -84,8 +103,10 @@ public final class SafetensorsWriter {
             if (array == null) {
                 throw new IllegalArgumentException("tensor '" + name + "' is null");
             }
+            SafetensorsDType floatDType = floatDTypes == null ? null : floatDTypes.apply(name);
+            checkFloatDType(floatDType);
             SafetensorsDType dtype = dtypeFor(name, array.dataType(), floatDType);
-            long bytes = Math.multiplyExact(array.length(), dtype.byteSize());
+            long bytes = dataBytes(array, dtype);
             if (bytes > Integer.MAX_VALUE) {
                 throw new IllegalArgumentException("tensor '" + name + "' is " + bytes
                         + " bytes; tensors over 2 GiB are not supported");
@@ -154,6 +175,14 @@ public final class SafetensorsWriter {
         }
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             INDArray data = e.array();
+            if ((e.dtype() == SafetensorsDType.BF16 || e.dtype() == SafetensorsDType.F16)
+                    && data.dataType() != e.dtype().loadedDataType() /* FLOAT */ ) {
+                data = data.castTo(DataType.FLOAT);
+            }
+            if (e.dtype() == SafetensorsDType.BF16 || e.dtype() == SafetensorsDType.F16) {
+                writeHalf(channel, data.dataType() == DataType.FLOAT && isDenseC(data) ? data : data.dup('c'), e);
+                return;
+            }
             if (SafetensorsDType.of(data.dataType()) != e.dtype()) {
                 data = data.castTo(e.dtype().loadedDataType()); // floatDType was given
             }
@@ -166,6 +195,29 @@ public final class SafetensorsWriter {
             raw.clear().limit((int) bytes);
             writeFully(channel, littleEndian(raw, e.dtype().byteSize()));
         }
+    }
+
+    /**
+     * Rounds a FLOAT array (dense, C order) to F16/BF16 ourselves, to nearest even: ND4J's own cast is not specified
+     * to round that way. Written in chunks so that a large tensor needs no second full-size buffer.
+     */
+    private static void writeHalf(FileChannel channel, INDArray floats, Entry e) throws IOException {
+        Nd4j.getAffinityManager().ensureLocation(floats, AffinityManager.Location.HOST);
+        java.nio.FloatBuffer src = floats.data().asNio().order(ByteOrder.nativeOrder()).asFloatBuffer();
+        long n = floats.length();
+        boolean bf16 = e.dtype() == SafetensorsDType.BF16;
+        ByteBuffer chunk = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < n; i++) {
+            float f = src.get((int) i);
+            chunk.putShort(bf16 ? SafetensorsDType.floatToBf16(f) : SafetensorsDType.floatToF16(f));
+            if (!chunk.hasRemaining()) {
+                chunk.flip();
+                writeFully(channel, chunk);
+                chunk.clear();
+            }
+        }
+        chunk.flip();
+        writeFully(channel, chunk);
     }
 
     /** True when the array's buffer holds exactly its elements in C order, so it can be written as is. */

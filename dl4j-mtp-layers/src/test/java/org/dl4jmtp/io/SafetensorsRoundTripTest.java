@@ -235,8 +235,17 @@ class SafetensorsRoundTripTest {
             assertEquals(0.1, st.get("d").getDouble(0));
         }
 
+        Path f16 = dir.resolve("f16.safetensors");
+        SafetensorsWriter.write(f16, t, null, SafetensorsDType.F16);
+        try (SafetensorsFile st = SafetensorsFile.open(f16)) {
+            assertEquals(SafetensorsDType.F16, st.info("d").dtype());
+            assertEquals(SafetensorsDType.I64, st.info("ids").dtype());
+            assertArrayEquals(new float[] {1.5f, -2.25f}, st.get("h").toFloatVector());
+        }
+
+        // only floating-point dtypes can be the float dtype
         assertThrows(IllegalArgumentException.class,
-                () -> SafetensorsWriter.write(dir.resolve("x.safetensors"), t, null, SafetensorsDType.F16));
+                () -> SafetensorsWriter.write(dir.resolve("x.safetensors"), t, null, SafetensorsDType.I64));
     }
 
     @Test

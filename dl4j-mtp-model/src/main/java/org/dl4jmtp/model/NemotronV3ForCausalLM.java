@@ -11,10 +11,10 @@ import org.dl4jmtp.generate.Sampler;
 import org.dl4jmtp.generate.TokenDecoder;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.graph.NemotronV3GraphBuilder;
+import org.dl4jmtp.io.HfCheckpointWriter;
 import org.dl4jmtp.io.HfStateDictAdapter;
 import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsDType;
-import org.dl4jmtp.io.SafetensorsWriter;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.Runtimes;
 import org.dl4jmtp.losses.MtpLossLayer;
@@ -51,6 +51,8 @@ public final class NemotronV3ForCausalLM {
     private final NemotronV3Config config;
     private final MtpConfig mtp;
     private final ComputationGraph graph;
+    /** HF key → the dtype the tensor had in the checkpoint it was loaded from; absent keys save as float32. */
+    private final Map<String, SafetensorsDType> sourceDTypes = new java.util.concurrent.ConcurrentHashMap<>();
 
     private NemotronV3ForCausalLM(NemotronV3Config config, MtpConfig mtp, ComputationGraph graph) {
         this.config = config;
@@ -135,24 +137,91 @@ public final class NemotronV3ForCausalLM {
         NemotronV3ForCausalLM model = create(config, mtp, options.dataType(), options.seed(), options.runtime());
         try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
             HfStateDictAdapter.load(model.graph, checkpoint, options.allowMissingMtp());
+            model.rememberSourceDTypes(HfStateDictAdapter.sourceDTypes(checkpoint));
         }
         return model;
     }
 
     /**
-     * Writes {@code config.json} and {@code model.safetensors} (float32, exact HF keys) into {@code dir}, each through a
-     * temp file. Without MTP, {@code num_nextn_predict_layers} is written as 0 and no {@code mtp.*} tensor is saved.
+     * How to save: the floating-point dtype of every tensor ({@code null}: each tensor's source dtype, see
+     * {@link #sourceDTypes()}) and the largest data size of one safetensors shard.
+     */
+    public record SaveOptions(SafetensorsDType dtype, long maxShardBytes) {
+
+        public SaveOptions {
+            if (dtype != null && dtype != SafetensorsDType.F32 && dtype != SafetensorsDType.BF16
+                    && dtype != SafetensorsDType.F16) {
+                throw new IllegalArgumentException("save dtype must be float32, bfloat16 or float16, got " + dtype);
+            }
+            if (maxShardBytes < 1) {
+                throw new IllegalArgumentException("max shard size must be at least 1 byte, got " + maxShardBytes);
+            }
+        }
+
+        /** Source dtypes, 5 GB shards. */
+        public static SaveOptions defaults() {
+            return new SaveOptions(null, HfCheckpointWriter.DEFAULT_MAX_SHARD_BYTES);
+        }
+
+        /** Every tensor as {@code dtype} (F32, BF16 or F16; null = source dtypes). */
+        public SaveOptions withDType(SafetensorsDType dtype) {
+            return new SaveOptions(dtype, maxShardBytes);
+        }
+
+        public SaveOptions withMaxShardBytes(long maxShardBytes) {
+            return new SaveOptions(dtype, maxShardBytes);
+        }
+    }
+
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (exact HF keys) into {@code dir}, every tensor in its
+     * source dtype ({@link #sourceDTypes()}: the dtype it had in the checkpoint it was loaded from, float32 for a
+     * fresh model), sharded above 5 GB. Without MTP, {@code num_nextn_predict_layers} is written as 0 and no
+     * {@code mtp.*} tensor is saved. See {@link #save(Path, boolean, SaveOptions)}.
      */
     public void save(Path dir, boolean includeMtp) throws IOException {
-        Files.createDirectories(dir);
+        save(dir, includeMtp, SaveOptions.defaults());
+    }
+
+    /**
+     * As {@link #save(Path, boolean)}, with an explicit dtype and shard size. BF16/F16 are rounded from the float
+     * parameters to nearest, ties to even, so that a tensor loaded from BF16 and not changed is written back with the
+     * same bits. A state dict over {@code maxShardBytes} is written as {@code model-0000i-of-0000N.safetensors} +
+     * {@code model.safetensors.index.json}; the whole save is atomic ({@link HfCheckpointWriter}) and weight files of
+     * an earlier save in {@code dir} that the new layout does not use are removed.
+     *
+     * @return the files written and the stale weight files removed
+     */
+    public HfCheckpointWriter.Result save(Path dir, boolean includeMtp, SaveOptions options) throws IOException {
+        Objects.requireNonNull(options, "options");
         NemotronV3Config saved = config.copy();
         saved.setNumNextnPredictLayers(includeMtp && mtp.enabled() ? mtp.numPhysicalDepths() : 0);
         if (!includeMtp || !mtp.enabled()) {
             saved.setMtpLayerTypes(null);
         }
-        SafetensorsWriter.write(dir.resolve(SafetensorsCheckpoint.SINGLE_FILE),
-                HfStateDictAdapter.stateDict(graph, includeMtp), Map.of("format", "pt"), SafetensorsDType.F32);
-        saved.writeJson(dir.resolve("config.json"));
+        Map<String, SafetensorsDType> sources = Map.copyOf(sourceDTypes);
+        SafetensorsDType override = options.dtype();
+        return HfCheckpointWriter.write(dir, HfStateDictAdapter.stateDict(graph, includeMtp), Map.of("format", "pt"),
+                key -> override != null ? override : saveDType(sources.get(key)), options.maxShardBytes(),
+                Map.of("config.json", saved::writeJson));
+    }
+
+    /** F32, F16, BF16 and F64 sources keep their dtype; anything else (or unknown) is saved as F32. */
+    private static SafetensorsDType saveDType(SafetensorsDType source) {
+        return source != null && source.isFloatingPoint() ? source : SafetensorsDType.F32;
+    }
+
+    /** HF key → dtype each tensor had in the checkpoint it was loaded from (empty for a fresh model). */
+    public Map<String, SafetensorsDType> sourceDTypes() {
+        return java.util.Collections.unmodifiableMap(new TreeMap<>(sourceDTypes));
+    }
+
+    /**
+     * Records source dtypes for {@link #save(Path, boolean)} (e.g. after copying parameters from a loaded model);
+     * entries for keys the model does not have are ignored on save.
+     */
+    public void rememberSourceDTypes(Map<String, SafetensorsDType> dtypes) {
+        sourceDTypes.putAll(dtypes);
     }
 
     /** Logits and hidden states of one forward pass, all [B, T, ·]; index d-1 of the lists is MTP depth d. */

@@ -93,6 +93,9 @@ public final class TrainCommand implements Callable<Integer> {
             + " threads (exact; default: one per core, at most the batch size, for models large enough to gain;"
             + " else 1).") Integer replicas;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
+    @Option(names = "--save-dtype", paramLabel = "DTYPE", defaultValue = "float32",
+            description = "dtype of the final HF export in <out>/hf: float32 (default), bfloat16 or float16"
+                    + " (training checkpoints stay float32).") String saveDType;
 
     @CommandLine.Mixin
     LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
@@ -105,11 +108,13 @@ public final class TrainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         System.setProperty("java.awt.headless", "true");
         PrintStream log = System.out;
+        org.dl4jmtp.io.SafetensorsDType exportDType = org.dl4jmtp.examples.SaveSettings.dtype(saveDType);
         Trainer resumed = resume != null ? new Trainer(resume, log) : null;
         Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
         if (point != null) {
             useDataOf(point.run().data());
-            resumed.replicas(replicasFor(point.run().config(), point.run().mtp(), point.run().options()));
+            resumed.replicas(replicasFor(point.run().config(), point.run().mtp(), point.run().options()))
+                    .saveDType(exportDType);
         }
         // a new run's settings are checked before the corpus is read (or the default one fetched)
         NemotronV3Config model = point == null ? modelConfig() : null;
@@ -129,7 +134,7 @@ public final class TrainCommand implements Callable<Integer> {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
-            Trainer trainer = new Trainer(out, log).replicas(replicasFor(model, mtp, options)).dataSettings(new Trainer.DataSettings(
+            Trainer trainer = new Trainer(out, log).replicas(replicasFor(model, mtp, options)).saveDType(exportDType).dataSettings(new Trainer.DataSettings(
                     absolute(corpus), absolute(tokenizerJson), validationFraction));
             data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));

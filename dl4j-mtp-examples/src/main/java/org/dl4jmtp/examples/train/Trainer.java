@@ -58,6 +58,7 @@ public final class Trainer {
     private final List<TrainingObserver> observers = new ArrayList<>();
     private volatile boolean stopRequested;
     private int replicas = 1;
+    private org.dl4jmtp.io.SafetensorsDType saveDType;
     /** The text of run.json, also stored in every checkpoint. */
     private String runJson;
     private DataSettings dataSettings;
@@ -89,6 +90,16 @@ public final class Trainer {
             throw new IllegalArgumentException("replicas must be >= 1, got " + replicas);
         }
         this.replicas = replicas;
+        return this;
+    }
+
+    /**
+     * The dtype of the final HF export ({@code hf/}): F32, BF16 or F16; null (the default) writes the source dtypes,
+     * float32 for a trained model. Training checkpoints (zips) are always float32.
+     */
+    public Trainer saveDType(org.dl4jmtp.io.SafetensorsDType dtype) {
+        NemotronV3ForCausalLM.SaveOptions.defaults().withDType(dtype); // validates
+        this.saveDType = dtype;
         return this;
     }
 
@@ -371,7 +382,7 @@ public final class Trainer {
         boolean interrupted = stopRequested && step < options.steps();
         if (!interrupted) {
             hf = runDir.resolve("hf");
-            model.save(hf, true);
+            model.save(hf, true, NemotronV3ForCausalLM.SaveOptions.defaults().withDType(saveDType));
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         return new Result(step, lastValidation, lastCheckpoint, hf, seconds,

@@ -141,6 +141,31 @@ class TrainerTest {
     }
 
     @Test
+    void theHfExportIsWrittenInTheSaveDTypeAndRoundTripsBitExactly(@TempDir Path dir) throws Exception {
+        Corpus corpus = Corpus.synthetic(5, 3, 3000);
+        TrainOptions options = options(2, 2, 2, "FLOAT");
+        NemotronV3Config config = microConfig();
+        new Trainer(dir, QUIET).saveDType(org.dl4jmtp.io.SafetensorsDType.BF16).train(config,
+                MtpConfig.fromHf(config), options, data(corpus, options));
+        Path hf = dir.resolve("hf");
+        try (var ckpt = org.dl4jmtp.io.SafetensorsCheckpoint.open(hf)) {
+            assertTrue(ckpt.size() > 10);
+            for (String key : ckpt.keys()) {
+                assertEquals(org.dl4jmtp.io.SafetensorsDType.BF16, ckpt.info(key).dtype(), key);
+            }
+        }
+        // loaded and saved again with the defaults (source dtypes): the same bytes
+        var model = org.dl4jmtp.model.NemotronV3ForCausalLM.fromPretrained(hf,
+                org.dl4jmtp.model.NemotronV3ForCausalLM.LoadOptions.defaults());
+        Path again = dir.resolve("again");
+        model.save(again, true);
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(hf.resolve("model.safetensors")),
+                Files.readAllBytes(again.resolve("model.safetensors"))));
+        assertThrows(IllegalArgumentException.class,
+                () -> new Trainer(dir, QUIET).saveDType(org.dl4jmtp.io.SafetensorsDType.I64));
+    }
+
+    @Test
     void resumeOfADirectoryThatIsNoRunSaysSo(@TempDir Path dir) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new Trainer(dir, QUIET).prepareResume());
