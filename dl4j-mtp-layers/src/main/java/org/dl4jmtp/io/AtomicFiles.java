@@ -92,9 +92,9 @@ public final class AtomicFiles {
 
     /**
      * Deletes the temp files that writes killed mid-way left in {@code dir} (never complete files: a write that finished
-     * renamed its temp file).
+     * renamed its temp file), and temp directories of a killed multi-file write (an HF export), with their contents.
      *
-     * @return the files deleted
+     * @return the files and directories deleted
      */
     public static List<Path> removeStaleTempFiles(Path dir) throws IOException {
         if (!Files.isDirectory(dir)) {
@@ -105,7 +105,15 @@ public final class AtomicFiles {
             temps = files.filter(AtomicFiles::isTempFile).toList();
         }
         for (Path temp : temps) {
-            Files.deleteIfExists(temp);
+            if (Files.isDirectory(temp, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                try (Stream<Path> walk = Files.walk(temp)) {
+                    for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                        Files.deleteIfExists(p);
+                    }
+                }
+            } else {
+                Files.deleteIfExists(temp);
+            }
         }
         return temps;
     }

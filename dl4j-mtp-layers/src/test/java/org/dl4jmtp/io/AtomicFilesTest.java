@@ -61,4 +61,18 @@ class AtomicFilesTest {
         assertFalse(AtomicFiles.isTempFile(Path.of("/x/step-000003.zip")));
         assertFalse(AtomicFiles.isTempFile(Path.of("/x/notes.tmp")));
     }
+
+    /** A killed multi-file write leaves a temp directory (an HF export); the next run removes it with its contents. */
+    @Test
+    void removesStaleTempFilesAndTempDirectoriesButNothingElse(@TempDir Path dir) throws Exception {
+        Path staleFile = Files.writeString(dir.resolve(".run.json.77.tmp"), "half");
+        Path staleDir = Files.createDirectories(dir.resolve(".hf.1a2b.tmp"));
+        Files.writeString(Files.createDirectories(staleDir.resolve("sub")).resolve(".model.safetensors.9.tmp"), "x");
+        Path kept = Files.writeString(dir.resolve("run.json"), "{}");
+        Path keptDir = Files.createDirectories(dir.resolve("hf"));
+        assertEquals(Set.of(staleFile, staleDir), Set.copyOf(AtomicFiles.removeStaleTempFiles(dir)));
+        assertFalse(Files.exists(staleFile));
+        assertFalse(Files.exists(staleDir));
+        assertTrue(Files.exists(kept) && Files.isDirectory(keptDir));
+    }
 }

@@ -71,7 +71,8 @@ class KilledTrainingTest {
 
         // 4. inside the HF export, after the last step
         Child fourth = Child.start(dir, "kill-4", true, resume(corpus, run));
-        fourth.killWhen(() -> hasTemp(run.resolve("hf"), "model.safetensors"));
+        // (the export is written into a temp directory beside hf/ and moved in: kill while its shard is being written)
+        fourth.killWhen(() -> hasTempBelow(run, "model.safetensors"));
         assertTrue(fourth.output().contains("from step-000003.zip (step 3)"), fourth::output);
 
         Child last = Child.start(dir, "finish", true, resume(corpus, run));
@@ -90,7 +91,8 @@ class KilledTrainingTest {
         }
         assertArrayEquals(Files.readAllBytes(straight.resolve("hf/model.safetensors")),
                 Files.readAllBytes(run.resolve("hf/model.safetensors")), "exported weights");
-        try (Stream<Path> files = Stream.concat(Files.list(checkpoints), Files.list(run.resolve("hf")))) {
+        try (Stream<Path> files = Stream.concat(Stream.concat(Files.list(checkpoints), Files.list(run.resolve("hf"))),
+                Files.list(run))) {
             List<Path> temps = files.filter(AtomicFiles::isTempFile).toList();
             assertTrue(temps.isEmpty(), "no temp file is left: " + temps);
         }
@@ -105,6 +107,16 @@ class KilledTrainingTest {
 
     private static List<String> resume(Path corpus, Path run) {
         return List.of("train", "--resume", run.toString(), "--corpus", corpus.toString());
+    }
+
+    /** A temp file of {@code target} in {@code dir} or in a temp directory inside it. */
+    private static boolean hasTempBelow(Path dir, String target) {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> AtomicFiles.isTempFile(p) && Files.isDirectory(p))
+                    .anyMatch(p -> hasTemp(p, target));
+        } catch (IOException | java.io.UncheckedIOException e) {
+            return false;   // the directory moved or vanished between list and look: not yet
+        }
     }
 
     private static boolean hasTemp(Path dir, String target) {
