@@ -16,33 +16,53 @@ import java.util.Map;
  */
 public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
 
+    /** Positions per query/key block of the blocked computation: T ≤ 256 (the small preset) is one block. */
+    static final int BLOCK_SIZE = 256;
+    /**
+     * Up to this T the dense [T, T] computation runs. 0: blocked everywhere, since it measured no slower than dense
+     * at the presets' T = 256 and 512 (docs/performance.md); the dense path stays as the tests' reference.
+     */
+    static final int DENSE_UP_TO = 0;
+
     /** What backprop needs from one forward pass. */
     public static final class Forward {
-        final INDArray input;    // [n, H]
+        final INDArray input;     // [n, H]
         public final int batch;
-        final INDArray queries;  // [B, nkv, r·T, hd], scaled by 1/√hd
-        final INDArray keys;     // [B, nkv, T, hd]
-        final INDArray values;   // [B, nkv, T, hd]
-        final INDArray probs;    // [B, nkv, r·T, T]
-        final INDArray context;  // [n, nq·hd] before o_proj
+        final INDArray queries;   // [B, nkv, r·T, hd], scaled by 1/√hd
+        final INDArray keys;      // [B, nkv, T, hd]
+        final INDArray values;    // [B, nkv, T, hd]
+        final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null
+        final INDArray logSumExp; // [B, nkv, r·T] on the blocked path, else null
+        final INDArray context;   // [n, nq·hd] before o_proj
 
         private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
-                        INDArray context) {
+                        INDArray logSumExp, INDArray context) {
             this.input = input;
             this.batch = batch;
             this.queries = queries;
             this.keys = keys;
             this.values = values;
             this.probs = probs;
+            this.logSumExp = logSumExp;
             this.context = context;
         }
     }
 
     private final AttentionConfig config;
+    private final int blockSize;
+    private final int denseUpTo;
 
     public CausalAttention(AttentionConfig config, Map<String, INDArray> params, String prefix) {
+        this(config, params, prefix, BLOCK_SIZE, DENSE_UP_TO);
+    }
+
+    /** Tests and timing: {@code denseUpTo} = Integer.MAX_VALUE is the dense reference, 0 always blocked. */
+    CausalAttention(AttentionConfig config, Map<String, INDArray> params, String prefix, int blockSize,
+                    int denseUpTo) {
         super(params, prefix);
         this.config = config;
+        this.blockSize = blockSize;
+        this.denseUpTo = denseUpTo;
     }
 
     @Override
@@ -55,16 +75,38 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray keys = toHeads(linear(x, AttentionMixer.K_PROJ, AttentionMixer.K_BIAS), batch, time, kvHeads, cache);
         INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
 
+        INDArray probs = null;
+        INDArray logSumExp = null;
+        INDArray folded;
+        if (time <= denseUpTo) {
+            probs = denseProbs(queries, keys, cache);
+            folded = Nd4j.matmul(probs, values);
+        } else {
+            folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
+            logSumExp = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2));
+            blocked().forward(queries, keys, values, folded, logSumExp);
+        }
+        INDArray context = fromHeads(folded, batch, time, config.getNumAttentionHeads(), cache);
+        return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
+                new Forward(x, batch, queries, keys, values, probs, logSumExp, context));
+    }
+
+    /** The dense softmax(Q·Kᵀ + causal mask) [B, nkv, r·T, T], in the cache's memory. */
+    private static INDArray denseProbs(INDArray queries, INDArray keys, Cache cache) {
+        int time = (int) keys.size(2);
         // the scores become the probabilities in place, in the cache's memory (no copy of the largest array)
-        INDArray probs = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2), time);
+        INDArray probs = cache.createUninitialized(queries.dataType(), queries.size(0), queries.size(1),
+                queries.size(2), time);
         Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
         INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
-        INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, x.dataType());
+        INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, queries.dataType());
         Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causal, perQueryHead, 1, 2));
         Transforms.softmax(probs.reshape(probs.length() / time, time), false);
-        INDArray context = fromHeads(Nd4j.matmul(probs, values), batch, time, config.getNumAttentionHeads(), cache);
-        return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
-                new Forward(x, batch, queries, keys, values, probs, context));
+        return probs;
+    }
+
+    private BlockedAttention blocked() {
+        return new BlockedAttention(blockSize, config.queriesPerKvHead());
     }
 
     @Override
@@ -75,16 +117,27 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray gradContext = linearBackward(gradOut, f.context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS, gradients);
         INDArray gradFolded = toHeads(gradContext, batch, time, kvHeads, Cache.CURRENT_SCOPE);                    // [B, nkv, r·T, hd]
 
-        INDArray gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);         // [B, nkv, T, hd]
-        INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);         // [B, nkv, r·T, T]
-        // softmax: dS = P ⊙ (dP − Σ_j dP·P); masked entries have P = 0 and get 0
-        INDArray p = f.probs.reshape(f.probs.length() / time, time);
-        INDArray dp = gradProbs.reshape(p.shape());
-        INDArray rowDot = dp.mul(p).sum(true, 1);
-        INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).reshape(f.probs.shape());
-        // scores = Q'·Kᵀ with Q' = Q/√hd
-        INDArray gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());               // [B, nkv, r·T, hd]
-        INDArray gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);         // [B, nkv, T, hd]
+        INDArray gradQueries;
+        INDArray gradKeys;
+        INDArray gradValues;
+        if (f.probs != null) {
+            gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);              // [B, nkv, T, hd]
+            INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);     // [B, nkv, r·T, T]
+            // softmax: dS = P ⊙ (dP − Σ_j dP·P); masked entries have P = 0 and get 0
+            INDArray p = f.probs.reshape(f.probs.length() / time, time);
+            INDArray dp = gradProbs.reshape(p.shape());
+            INDArray rowDot = dp.mul(p).sum(true, 1);
+            INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).reshape(f.probs.shape());
+            // scores = Q'·Kᵀ with Q' = Q/√hd
+            gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());                    // [B, nkv, r·T, hd]
+            gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);              // [B, nkv, T, hd]
+        } else {
+            gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
+            gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());
+            gradValues = Nd4j.zeros(f.values.dataType(), f.values.shape());
+            blocked().backward(f.queries, f.keys, f.values, f.logSumExp, gradFolded, rowDot(gradContext, f.context,
+                    batch, time), scale(), gradQueries, gradKeys, gradValues);
+        }
 
         Cache scratch = Cache.CURRENT_SCOPE;
         INDArray gradInput = linearBackward(fromHeads(gradQueries, batch, time, config.getNumAttentionHeads(), scratch),
@@ -94,6 +147,15 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         gradInput.addi(linearBackward(fromHeads(gradValues, batch, time, kvHeads, scratch), f.input,
                 AttentionMixer.V_PROJ, AttentionMixer.V_BIAS, gradients));
         return gradInput;
+    }
+
+    /** Σ_d dO·O per (row, query head), folded as the logsumexp: [B, nkv, r·T]. */
+    private INDArray rowDot(INDArray gradContext, INDArray context, int batch, int time) {
+        int heads = config.getNumAttentionHeads();
+        INDArray dot = gradContext.mul(context).reshape((long) batch * time, heads, config.getHeadDim()).sum(2);
+        INDArray out = Nd4j.createUninitialized(context.dataType(), batch, heads, time);
+        out.assign(dot.reshape(batch, time, heads).permute(0, 2, 1));
+        return out.reshape(batch, config.getNumKeyValueHeads(), (long) heads / config.getNumKeyValueHeads() * time);
     }
 
     private double scale() {

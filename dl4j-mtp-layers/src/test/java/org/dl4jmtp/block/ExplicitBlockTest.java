@@ -266,6 +266,13 @@ class ExplicitBlockTest {
     }
 
     @Test
+    void attentionOverSeveralBlocks() {
+        // explicit attention blocks of 256: T = 640 (2.5 blocks, GQA) and 257 (a last block of one position, MQA)
+        assertSameAsDense(attentionConfig(4, 2, 3, true), 67, 640);
+        assertSameAsDense(attentionConfig(4, 1, 3, false), 68, 257);
+    }
+
+    @Test
     void attentionMultiQueryOneKvHead() {
         assertSameAsDense(attentionConfig(4, 1, 3, false), 65);
     }

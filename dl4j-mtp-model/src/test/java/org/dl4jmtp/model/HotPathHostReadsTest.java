@@ -34,6 +34,7 @@ class HotPathHostReadsTest {
             "org.dl4jmtp.layers.rows.ColumnSums",
             "org.dl4jmtp.attention.TriangularMask",
             "org.dl4jmtp.attention.CausalAttention",
+            "org.dl4jmtp.attention.BlockedAttention",
             "org.dl4jmtp.mamba2.ChunkedMamba2",
             "org.dl4jmtp.moe.SparseMoe",
             "org.dl4jmtp.moe.MoeRouting",

@@ -1,0 +1,135 @@
+package org.dl4jmtp.attention;
+
+import org.dl4jmtp.layers.DoublePrecisionSingleThread;
+import org.dl4jmtp.layers.RowMixer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The blocked (online-softmax) path of {@link CausalAttention} against its dense [T, T] path on the same parameters, in
+ * double: output, input gradient and every parameter gradient within 1e-10. Block size 4, so T = 1, 3, 4, 5 and 10 are
+ * one partial block, block − 1, one block, block + 1 and 2.5 blocks; MHA, GQA (4 query heads on 2 kv heads) and MQA.
+ */
+@ExtendWith(DoublePrecisionSingleThread.class)
+class BlockedAttentionTest {
+
+    private static final int BLOCK = 4;
+    private static final int H = 8;
+    private static final int BATCH = 2;
+    private static final double TOLERANCE = 1e-10;
+    private static final String PREFIX = "mixer.";
+
+    private static AttentionConfig config(int heads, int kvHeads, int headDim, boolean bias) {
+        AttentionConfig c = new AttentionConfig();
+        c.setHiddenSize(H);
+        c.setNumAttentionHeads(heads);
+        c.setNumKeyValueHeads(kvHeads);
+        c.setHeadDim(headDim);
+        c.setAttentionBias(bias);
+        return c;
+    }
+
+    /** O(1)-scale random parameters (large enough that the softmax is far from uniform). */
+    private static Map<String, INDArray> params(AttentionConfig c, long seed) {
+        Nd4j.getRandom().setSeed(seed);
+        Map<String, INDArray> p = new LinkedHashMap<>();
+        p.put(PREFIX + AttentionMixer.Q_PROJ, Nd4j.randn(DataType.DOUBLE, c.queryWidth(), H));
+        p.put(PREFIX + AttentionMixer.K_PROJ, Nd4j.randn(DataType.DOUBLE, c.kvWidth(), H));
+        p.put(PREFIX + AttentionMixer.V_PROJ, Nd4j.randn(DataType.DOUBLE, c.kvWidth(), H));
+        p.put(PREFIX + AttentionMixer.O_PROJ, Nd4j.randn(DataType.DOUBLE, H, c.queryWidth()));
+        if (c.isAttentionBias()) {
+            p.put(PREFIX + AttentionMixer.Q_BIAS, Nd4j.randn(DataType.DOUBLE, 1, c.queryWidth()));
+            p.put(PREFIX + AttentionMixer.K_BIAS, Nd4j.randn(DataType.DOUBLE, 1, c.kvWidth()));
+            p.put(PREFIX + AttentionMixer.V_BIAS, Nd4j.randn(DataType.DOUBLE, 1, c.kvWidth()));
+            p.put(PREFIX + AttentionMixer.O_BIAS, Nd4j.randn(DataType.DOUBLE, 1, H));
+        }
+        return p;
+    }
+
+    /** Output, input gradient and parameter gradients (keys as the parameters) of one forward + backward pass. */
+    private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
+                                             INDArray gradOut) {
+        RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, RowMixer.Cache.CURRENT_SCOPE);
+        Map<String, INDArray> gradients = new LinkedHashMap<>();
+        for (Map.Entry<String, INDArray> e : params.entrySet()) {
+            gradients.put(e.getKey(), Nd4j.valueArrayOf(e.getValue().shape(), Double.NaN, DataType.DOUBLE));
+        }
+        INDArray gradInput = mixer.backward(r.state, gradOut, gradients);
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        out.put("output", r.output.dup());
+        out.put("input gradient", gradInput.dup());
+        for (Map.Entry<String, INDArray> e : gradients.entrySet()) {
+            out.put(e.getKey(), e.getValue().dup());
+        }
+        return out;
+    }
+
+    private static void assertSame(AttentionConfig c, int time, boolean inWorkspace) {
+        Map<String, INDArray> params = params(c, 7 + time);
+        INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
+        INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
+        Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE), params, x,
+                gradOut);
+        Map<String, INDArray> blocked;
+        if (inWorkspace) {
+            // as in training: the caller's workspace is open around the blocked path's own scratch workspaces
+            try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(
+                    WorkspaceConfiguration.builder().initialSize(1 << 20).build(), "BlockedAttentionTest")) {
+                blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
+                blocked.replaceAll((key, array) -> array.detach());
+            }
+        } else {
+            blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
+        }
+        assertEquals(dense.keySet(), blocked.keySet());
+        for (String key : dense.keySet()) {
+            INDArray expected = dense.get(key);
+            INDArray actual = blocked.get(key);
+            assertEquals(0, expected.isNaN().castTo(DataType.INT).sumNumber().intValue(), key + " written (dense)");
+            double diff = expected.sub(actual).amaxNumber().doubleValue();
+            assertTrue(diff <= TOLERANCE, key + " at T = " + time + ": max |dense − blocked| = " + diff);
+        }
+    }
+
+    @ParameterizedTest(name = "nq={0}, nkv={1}, T={2}")
+    @CsvSource({
+            "2, 2, 1", "2, 2, 3", "2, 2, 4", "2, 2, 5", "2, 2, 10",
+            "4, 2, 1", "4, 2, 3", "4, 2, 4", "4, 2, 5", "4, 2, 10",
+            "4, 1, 1", "4, 1, 3", "4, 1, 4", "4, 1, 5", "4, 1, 10"})
+    void blockedEqualsDense(int heads, int kvHeads, int time) {
+        assertSame(config(heads, kvHeads, 3, true), time, false);
+    }
+
+    @Test
+    void withoutBiasInsideAWorkspace() {
+        assertSame(config(4, 2, 3, false), 10, true);
+        assertSame(config(4, 1, 2, false), 9, true);
+    }
+
+    /** The comparison can fail: a block size that mis-tiles (no mask on a tile) would differ — here, another model. */
+    @Test
+    void comparisonDetectsADifference() {
+        AttentionConfig c = config(4, 2, 3, true);
+        Map<String, INDArray> params = params(c, 1);
+        Map<String, INDArray> other = params(c, 1);
+        other.get(PREFIX + AttentionMixer.K_PROJ).addi(1e-6);
+        INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * 10, H);
+        INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * 10, H);
+        INDArray a = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut).get("output");
+        INDArray b = run(new CausalAttention(c, other, PREFIX, BLOCK, 0), other, x, gradOut).get("output");
+        assertTrue(a.sub(b).amaxNumber().doubleValue() > TOLERANCE);
+    }
+}
