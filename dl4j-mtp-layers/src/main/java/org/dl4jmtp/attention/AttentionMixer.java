@@ -1,6 +1,7 @@
 package org.dl4jmtp.attention;
 
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.Mixer;
 import org.dl4jmtp.layers.ParamInit;
@@ -41,6 +42,11 @@ public final class AttentionMixer implements Mixer {
     }
 
     @Override
+    public boolean mixesPositions() {
+        return true;
+    }
+
+    @Override
     public void defineParameters(SDLayerParams params, String prefix) {
         int h = config.getHiddenSize();
         params.addWeightParam(prefix + Q_PROJ, config.queryWidth(), h);
@@ -70,6 +76,13 @@ public final class AttentionMixer implements Mixer {
 
     @Override
     public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix) {
+        return define(sd, x, params, prefix, null);
+    }
+
+    /** Attention within each document ({@code segments} [B, T], null: one document per row). */
+    @Override
+    public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix,
+                             SDVariable segments) {
         int h = config.getHiddenSize();
         int nq = config.getNumAttentionHeads();
         int nkv = config.getNumKeyValueHeads();
@@ -91,7 +104,12 @@ public final class AttentionMixer implements Mixer {
         SDVariable qFolded = SdMath.reshape(sd, q, batch, SdMath.constDims(sd, nkv, -1, headDim));    // [B, nkv, r·T, hd]
         SDVariable scores = sd.mmul(qFolded, k, false, true, false).mul(1.0 / Math.sqrt(headDim)); // [B, nkv, r·T, T]
         SDVariable scores5 = SdMath.reshape(sd, scores, batch, SdMath.constDims(sd, nkv, r), time, time); // [B, nkv, r, T, T]
-        SDVariable probs = sd.nn().softmax(scores5.add(additiveMask), 4);
+        SDVariable masked = scores5.add(additiveMask);
+        if (segments != null) {
+            SDVariable documentMask = Documents.crossDocumentBias(sd, segments, segments, MASKED_SCORE); // [B, T, T]
+            masked = masked.add(sd.expandDims(sd.expandDims(documentMask, 1), 1));
+        }
+        SDVariable probs = sd.nn().softmax(masked, 4);
         SDVariable probsFolded = SdMath.reshape(sd, probs, batch, SdMath.constDims(sd, nkv, -1), time); // [B, nkv, r·T, T]
         SDVariable contextFolded = sd.mmul(probsFolded, v);                                     // [B, nkv, r·T, hd]
         SDVariable context = SdMath.reshape(sd, contextFolded, batch, SdMath.constDims(sd, nq), time,

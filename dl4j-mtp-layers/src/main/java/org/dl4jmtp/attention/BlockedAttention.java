@@ -1,5 +1,6 @@
 package org.dl4jmtp.attention;
 
+import org.dl4jmtp.layers.Documents;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
@@ -31,10 +32,13 @@ final class BlockedAttention {
 
     private final int blockSize;
     private final int queriesPerKvHead;
+    private final Documents documents;   // null: one document per row
 
-    BlockedAttention(int blockSize, int queriesPerKvHead) {
+    /** {@code documents}: the packed documents of each row (null: one per row); tiles no document spans are skipped. */
+    BlockedAttention(int blockSize, int queriesPerKvHead, Documents documents) {
         this.blockSize = blockSize;
         this.queriesPerKvHead = queriesPerKvHead;
+        this.documents = documents;
     }
 
     /**
@@ -51,13 +55,18 @@ final class BlockedAttention {
                 INDArray max = Nd4j.createUninitialized(q.dataType(), n, 1);
                 INDArray sum = Nd4j.createUninitialized(q.dataType(), n, 1);
                 INDArray acc = Nd4j.createUninitialized(q.dataType(), q.shape());
+                boolean first = true;
                 for (int k0 = 0; k0 <= q0; k0 += blockSize) {
                     int k1 = Math.min(k0 + blockSize, time);
+                    if (skips(q0, k1)) {
+                        continue;
+                    }
                     try (MemoryWorkspace tile = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, TILE_SCOPE)) {
-                        INDArray scores = scores(q, keys, k0, k1, k0 == q0);                 // [n, bk]
+                        INDArray scores = scores(q, keys, q0, q1, k0, k1);                    // [n, bk]
                         INDArray tileMax = scores.max(true, 1);
                         INDArray v = keyBlock(values, k0, k1);
-                        if (k0 == 0) {
+                        if (first) {
+                            first = false;
                             max.assign(tileMax);
                             INDArray p = Transforms.exp(scores.subiColumnVector(max), false);
                             sum.assign(p.sum(true, 1));
@@ -103,11 +112,14 @@ final class BlockedAttention {
                 INDArray dq = Nd4j.zeros(q.dataType(), q.shape());
                 for (int k0 = 0; k0 <= q0; k0 += blockSize) {
                     int k1 = Math.min(k0 + blockSize, time);
+                    if (skips(q0, k1)) {
+                        continue;
+                    }
                     try (MemoryWorkspace tile = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, TILE_SCOPE)) {
                         long[] tileShape = {q.size(0), q.size(1), q.size(2), k1 - k0};
                         INDArray k = keyBlock(keys, k0, k1);
                         INDArray v = keyBlock(values, k0, k1);
-                        INDArray p = Transforms.exp(scores(q, keys, k0, k1, k0 == q0).subiColumnVector(lse), false);
+                        INDArray p = Transforms.exp(scores(q, keys, q0, q1, k0, k1).subiColumnVector(lse), false);
                         INDArray p4 = p.reshape(tileShape);
                         keyBlockView(gradValues, k0, k1).addi(Nd4j.matmul(p4, dOut, true, false, false));
                         // softmax: dS = P ⊙ (dP − Σ_s dP·P), the row sum being dO·O
@@ -122,9 +134,21 @@ final class BlockedAttention {
         }
     }
 
-    /** Q·Kᵀ of query rows [q0, q1) against keys [k0, k1) as [n, bk], the causal mask added on a diagonal tile. */
-    private static INDArray scores(INDArray q, INDArray keys, int k0, int k1, boolean diagonal) {
+    /**
+     * True when no row has a query in [q0, q0 + block) and a key before k1 in the same document: the tile's scores
+     * are all masked and its probabilities all 0 (the diagonal tile never is, each query seeing itself).
+     */
+    private boolean skips(int q0, int k1) {
+        return documents != null && k1 <= q0 && documents.disjoint(q0, k1);
+    }
+
+    /**
+     * Q·Kᵀ of query rows [q0, q1) against keys [k0, k1) as [n, bk], the causal mask added on a diagonal tile and the
+     * document mask on every tile of a batch with packed documents.
+     */
+    private INDArray scores(INDArray q, INDArray keys, int q0, int q1, int k0, int k1) {
         INDArray s = Nd4j.matmul(q, keyBlock(keys, k0, k1), false, true, false);        // [B, nkv, r·bq, bk]
+        boolean diagonal = k0 == q0;
         int width = k1 - k0;
         // a diagonal tile is square (query and key blocks start at the same position); one of width 1 has nothing
         // to mask, and the broadcast add of a [1, 1] mask gives wrong sums for a single score per head
@@ -133,7 +157,22 @@ final class BlockedAttention {
             INDArray causal = TriangularMask.fromDiagonal(width, 1, -AttentionMixer.MASKED_SCORE, s.dataType());
             Nd4j.getExecutioner().exec(new BroadcastAddOp(perHead, causal, perHead, 1, 2));
         }
+        if (documents != null) {
+            addDocumentMask(s, documents, q0, q1, k0, k1);
+        }
         return s.reshape(s.length() / width, width);
+    }
+
+    /**
+     * Adds −{@link AttentionMixer#MASKED_SCORE} to the scores [B, nkv, r·bq, bk] (query positions [q0, q1), key
+     * positions [k0, k1)) where query and key are in different documents.
+     */
+    static void addDocumentMask(INDArray scores, Documents documents, int q0, int q1, int k0, int k1) {
+        INDArray bias = documents.crossDocumentBias(q0, q1, k0, k1, AttentionMixer.MASKED_SCORE)
+                .castTo(scores.dataType());                                                // [B, bq, bk]
+        INDArray perHead = scores.reshape(scores.size(0), scores.length() / (scores.size(0) * (q1 - q0) * (k1 - k0)),
+                q1 - q0, k1 - k0);
+        Nd4j.getExecutioner().exec(new BroadcastAddOp(perHead, bias, perHead, 0, 2, 3));
     }
 
     /** A c-order copy of key positions [k0, k1) of [B, nkv, T, hd] (matmul then reads it without strides). */

@@ -1,5 +1,6 @@
 package org.dl4jmtp.attention;
 
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -34,9 +35,10 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null
         final INDArray logSumExp; // [B, nkv, r·T] on the blocked path, else null
         final INDArray context;   // [n, nq·hd] before o_proj
+        final Documents documents; // null: one document per row
 
         private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
-                        INDArray logSumExp, INDArray context) {
+                        INDArray logSumExp, INDArray context, Documents documents) {
             this.input = input;
             this.batch = batch;
             this.queries = queries;
@@ -45,6 +47,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             this.probs = probs;
             this.logSumExp = logSumExp;
             this.context = context;
+            this.documents = documents;
         }
     }
 
@@ -67,7 +70,14 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
 
     @Override
     public Result<Forward> forward(INDArray x, int batch, Cache cache) {
+        return forward(x, batch, null, cache);
+    }
+
+    /** Attention within each document: a query sees the keys at or before it in its own document. */
+    @Override
+    public Result<Forward> forward(INDArray x, int batch, Documents documents, Cache cache) {
         int time = (int) (x.size(0) / batch);
+        documents = documents == null ? null : documents.keptIn(cache);
         int kvHeads = config.getNumKeyValueHeads();
         // queries are kept scaled by 1/√hd: the scale then costs a pass over [n, nq·hd], not over the scores
         INDArray queries = toHeads(linear(x, AttentionMixer.Q_PROJ, AttentionMixer.Q_BIAS).muli(scale()), batch, time,
@@ -79,20 +89,20 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray logSumExp = null;
         INDArray folded;
         if (time <= denseUpTo) {
-            probs = denseProbs(queries, keys, cache);
+            probs = denseProbs(queries, keys, documents, cache);
             folded = Nd4j.matmul(probs, values);
         } else {
             folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
             logSumExp = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2));
-            blocked().forward(queries, keys, values, folded, logSumExp);
+            blocked(documents).forward(queries, keys, values, folded, logSumExp);
         }
         INDArray context = fromHeads(folded, batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
-                new Forward(x, batch, queries, keys, values, probs, logSumExp, context));
+                new Forward(x, batch, queries, keys, values, probs, logSumExp, context, documents));
     }
 
-    /** The dense softmax(Q·Kᵀ + causal mask) [B, nkv, r·T, T], in the cache's memory. */
-    private static INDArray denseProbs(INDArray queries, INDArray keys, Cache cache) {
+    /** The dense softmax(Q·Kᵀ + causal mask (+ document mask)) [B, nkv, r·T, T], in the cache's memory. */
+    private static INDArray denseProbs(INDArray queries, INDArray keys, Documents documents, Cache cache) {
         int time = (int) keys.size(2);
         // the scores become the probabilities in place, in the cache's memory (no copy of the largest array)
         INDArray probs = cache.createUninitialized(queries.dataType(), queries.size(0), queries.size(1),
@@ -101,12 +111,15 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
         INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, queries.dataType());
         Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causal, perQueryHead, 1, 2));
+        if (documents != null) {
+            BlockedAttention.addDocumentMask(probs, documents, 0, time, 0, time);
+        }
         Transforms.softmax(probs.reshape(probs.length() / time, time), false);
         return probs;
     }
 
-    private BlockedAttention blocked() {
-        return new BlockedAttention(blockSize, config.queriesPerKvHead());
+    private BlockedAttention blocked(Documents documents) {
+        return new BlockedAttention(blockSize, config.queriesPerKvHead(), documents);
     }
 
     @Override
@@ -135,7 +148,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
             gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());
             gradValues = Nd4j.zeros(f.values.dataType(), f.values.shape());
-            blocked().backward(f.queries, f.keys, f.values, f.logSumExp, gradFolded, rowDot(gradContext, f.context,
+            blocked(f.documents).backward(f.queries, f.keys, f.values, f.logSumExp, gradFolded, rowDot(gradContext, f.context,
                     batch, time), scale(), gradQueries, gradKeys, gradValues);
         }
 

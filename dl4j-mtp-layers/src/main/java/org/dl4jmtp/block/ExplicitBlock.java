@@ -49,7 +49,7 @@ public class ExplicitBlock extends RowForwardLayer<ExplicitBlock.BlockForward> {
     protected BlockForward forwardRows(INDArray input, RowMixer.Cache cache) {
         forwardPasses++;
         INDArray x = TokenRows.of(input);                                                  // [n, H], becomes the output
-        return new BlockForward(block().forwardInPlace(x, (int) input.size(0), cache), x);
+        return new BlockForward(block().forwardInPlace(x, (int) input.size(0), documents(input), cache), x);
     }
 
     @Override

@@ -40,8 +40,19 @@ public final class NemotronV3Block {
 
     /** @param x [B, T, H] → [B, T, H] */
     public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix) {
+        return define(sd, x, params, prefix, null);
+    }
+
+    /** @param segments [B, T] the packed documents ({@code Documents.segments}), null: one per row */
+    public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix,
+                             SDVariable segments) {
         SDVariable normed = SdMath.rmsNorm(sd, x, params.get(prefix + NORM), config.getLayerNormEpsilon(), 3);
-        return x.add(mixer.define(sd, normed, params, prefix + MIXER_PREFIX));
+        return x.add(mixer.define(sd, normed, params, prefix + MIXER_PREFIX, segments));
+    }
+
+    /** True when the block's mixer combines positions and so reads the packed documents. */
+    public boolean mixesPositions() {
+        return mixer.mixesPositions();
     }
 
     /** @param key a key relative to this block's prefix */

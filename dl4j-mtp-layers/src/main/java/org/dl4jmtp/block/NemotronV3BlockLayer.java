@@ -6,6 +6,7 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.ExplicitSequenceLayer;
 import org.dl4jmtp.layers.SequenceSameDiffLayer;
 import org.nd4j.autodiff.samediff.SDVariable;
@@ -77,6 +78,14 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
     @Override
     protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params) {
         return definition().define(sd, x, params, "");
+    }
+
+    @Override
+    protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params,
+                                        SDVariable documentIds) {
+        NemotronV3Block block = definition();
+        boolean reads = documentIds != null && block.mixesPositions();
+        return block.define(sd, x, params, "", reads ? Documents.segments(sd, documentIds) : null);
     }
 
     @Override

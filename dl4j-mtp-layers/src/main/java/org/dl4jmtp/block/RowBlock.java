@@ -1,5 +1,6 @@
 package org.dl4jmtp.block;
 
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
@@ -44,10 +45,15 @@ public final class RowBlock {
      * need the block input itself).
      */
     public Forward forwardInPlace(INDArray x, int batch, RowMixer.Cache cache) {
+        return forwardInPlace(x, batch, null, cache);
+    }
+
+    /** {@link #forwardInPlace(INDArray, int, RowMixer.Cache)} within each document (null: one per row). */
+    public Forward forwardInPlace(INDArray x, int batch, Documents documents, RowMixer.Cache cache) {
         RowRmsNorm norm = RowRmsNorm.of(x, config.getLayerNormEpsilon(), cache);
         INDArray normed = cache.createUninitialized(x.dataType(), x.shape());
         Nd4j.getExecutioner().exec(new BroadcastMulOp(norm.normalized, params.get(normKey), normed, 1));
-        RowMixer.Result<Object> mixed = mixer.forward(normed, batch, cache);
+        RowMixer.Result<Object> mixed = mixer.forward(normed, batch, documents, cache);
         x.addi(mixed.output);
         return new Forward(norm, mixed.state);
     }

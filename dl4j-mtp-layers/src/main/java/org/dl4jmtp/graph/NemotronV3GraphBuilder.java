@@ -6,7 +6,6 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.conf.distribution.NormalDistribution;
-import org.deeplearning4j.nn.conf.graph.MergeVertex;
 import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -17,6 +16,7 @@ import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.LinearLayer;
 import org.dl4jmtp.layers.RmsNormLayer;
+import org.dl4jmtp.layers.TokenEmbeddingLayer;
 import org.dl4jmtp.layers.Runtimes;
 import org.dl4jmtp.layers.TimeSliceLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
@@ -38,7 +38,9 @@ import java.util.Objects;
  * repeated (weight-tied): norm_f, parts 1..D → mtp.depth.0 (one MtpDepthLayer applied D times) → h¹…ᴰ
  * [norm_f ; h¹ ; … ; hᴰ] → lm_head.input → lm_head (the caller's output layer: shared head + loss)
  * </pre>
- * Every join is a native {@link MergeVertex} feeding single-input layers (M2.1: SameDiffVertex corrupts memory with
+ * Document ids (docs/model.md, "Packed documents") travel as the mask of {@code input_ids}: the embedding
+ * ({@link TokenEmbeddingLayer}), the slices and the joins ({@link DocumentMergeVertex}) pass them to every layer.
+ * Every join is a native merge vertex feeding single-input layers (M2.1: SameDiffVertex corrupts memory with
  * workspaces on). One graph serves any minibatch size and sequence length. Every dl4j-mtp layer runs the
  * {@link #runtime(LayerRuntime) runtime} chosen here.
  */
@@ -123,11 +125,11 @@ public final class NemotronV3GraphBuilder {
                 .addInputs(GraphNames.INPUT_IDS);
 
         int depths = mtp.enabled() ? mtp.getNumLayers() : 0;
-        g.addLayer(GraphNames.EMBEDDINGS, new EmbeddingSequenceLayer.Builder()
+        g.addLayer(GraphNames.EMBEDDINGS, TokenEmbeddingLayer.of(new EmbeddingSequenceLayer.Builder()
                 .nIn(config.getVocabSize()).nOut(h).hasBias(false)
                 .weightInit(new NormalDistribution(0, config.getInitializerRange()))
                 .outputDataFormat(RNNFormat.NCW)
-                .build(), depths > 0 ? new MtpInputIdsPreProcessor(depths) : null, GraphNames.INPUT_IDS);
+                .build(), depths + 1), depths > 0 ? new MtpInputIdsPreProcessor(depths) : null, GraphNames.INPUT_IDS);
 
         String previous = GraphNames.EMBEDDINGS;
         if (depths > 0) {
@@ -151,7 +153,7 @@ public final class NemotronV3GraphBuilder {
         }
         String headInput = GraphNames.NORM_F;
         if (headInputs.size() > 1) {
-            g.addVertex(GraphNames.LM_HEAD_INPUT, new MergeVertex(), headInputs.toArray(new String[0]));
+            g.addVertex(GraphNames.LM_HEAD_INPUT, new DocumentMergeVertex(), headInputs.toArray(new String[0]));
             headInput = GraphNames.LM_HEAD_INPUT;
         }
         g.addLayer(GraphNames.LM_HEAD, head, headInput);
@@ -184,7 +186,7 @@ public final class NemotronV3GraphBuilder {
             String hnorm = GraphNames.mtpModule(first, "hnorm");
             g.addLayer(enorm, rmsNorm(), GraphNames.embeddingPart(p + 1));
             g.addLayer(hnorm, rmsNorm(), hidden);
-            g.addVertex(GraphNames.mtpFusionInputOf(first), new MergeVertex(), enorm, hnorm);  // embedding first
+            g.addVertex(GraphNames.mtpFusionInputOf(first), new DocumentMergeVertex(), enorm, hnorm);  // embedding first
             String previous = GraphNames.mtpModule(first, "eh_proj");
             g.addLayer(previous, new LinearLayer.Builder().nIn(2L * config.getHiddenSize()).nOut(config.getHiddenSize())
                     .std(config.getInitializerRange()).build(), GraphNames.mtpFusionInputOf(first));
@@ -206,7 +208,7 @@ public final class NemotronV3GraphBuilder {
         for (int it = 0; it < depths; it++) {
             inputs.add(GraphNames.embeddingPart(it + 1));
         }
-        g.addVertex(GraphNames.mtpFusionInput(0), new MergeVertex(), inputs.toArray(new String[0]));
+        g.addVertex(GraphNames.mtpFusionInput(0), new DocumentMergeVertex(), inputs.toArray(new String[0]));
         g.addLayer(GraphNames.mtpDepth(0), new MtpDepthLayer.Builder()
                 .config(config).sublayerTypes(mtp.blockTypes()).iterations(depths).build(),
                 GraphNames.mtpFusionInput(0));

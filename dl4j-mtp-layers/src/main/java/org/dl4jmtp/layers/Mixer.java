@@ -36,6 +36,24 @@ public interface Mixer {
      */
     SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix);
 
+    /**
+     * {@link #define} with the packed documents of each row ({@link Documents#segments(SameDiff, SDVariable)},
+     * [B, T]): a mixer that looks across positions sees only its own document. Per-token mixers ignore them.
+     */
+    default SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix,
+                              SDVariable segments) {
+        return define(sd, x, params, prefix);
+    }
+
+    /**
+     * True for mixers that combine positions (Mamba2, attention), which take the packed documents; false for per-token
+     * ones. (SameDiff: a document computation that no mixer reads would be a dangling output, which M2.1 takes for
+     * the layer's loss.)
+     */
+    default boolean mixesPositions() {
+        return false;
+    }
+
     /** True for buffers that are loaded and saved but never trained (MoE {@code gate.e_score_correction_bias}). */
     default boolean isFrozen(String keyWithoutPrefix) {
         return false;

@@ -36,6 +36,14 @@ public abstract class RowForwardLayer<F extends RowForwardLayer.Forward> extends
     /** The forward pass of the rows of {@code input} [mb, in, T], what backprop reads placed in {@code cache}. */
     protected abstract F forwardRows(INDArray input, RowMixer.Cache cache);
 
+    /**
+     * The documents packed into the rows of {@code input} [mb, in, T]: DL4J's mask array of this layer holds their ids
+     * (docs/model.md, "Packed documents"); null when there is none or every row is one document.
+     */
+    protected Documents documents(INDArray input) {
+        return Documents.of(maskArray, (int) input.size(0), (int) input.size(2), input.dataType());
+    }
+
     /** Writes the parameter gradients into {@code gradTable}; returns dL/d(input rows) [n, in]. */
     protected abstract INDArray backwardRows(F forward, INDArray gradOutRows);
 

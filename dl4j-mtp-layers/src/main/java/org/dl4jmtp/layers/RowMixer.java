@@ -113,6 +113,14 @@ public abstract class RowMixer<S> {
     public abstract Result<S> forward(INDArray x, int batch, Cache cache);
 
     /**
+     * {@link #forward(INDArray, int, Cache)} with the packed documents of each row (null: one per row): a mixer that
+     * looks across positions sees only its own document. Per-token mixers ignore them.
+     */
+    public Result<S> forward(INDArray x, int batch, Documents documents, Cache cache) {
+        return forward(x, batch, cache);
+    }
+
+    /**
      * Writes every parameter gradient of the mixer into {@code gradients} (views of the layer's gradient array).
      *
      * @param gradOut [B·T, H] dL/d(mixer output)

@@ -57,6 +57,15 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
      */
     protected abstract SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params);
 
+    /**
+     * {@link #defineSequence(SameDiff, SDVariable, Map)} with the layer's mask: the document id of every position
+     * [B, T] (all ones when none was given: one document per row). Layers that look across positions override it.
+     */
+    protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params,
+                                        SDVariable documentIds) {
+        return defineSequence(sd, x, params);
+    }
+
     /** Buffers that are loaded and saved but never updated. */
     @Override
     public boolean isFrozenParam(String key) {
@@ -70,7 +79,7 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
 
     @Override
     public SDVariable defineLayer(SameDiff sd, SDVariable layerInput, Map<String, SDVariable> params, SDVariable mask) {
-        SDVariable out = defineSequence(sd, layerInput.permute(0, 2, 1), params).permute(0, 2, 1);
+        SDVariable out = defineSequence(sd, layerInput.permute(0, 2, 1), params, mask).permute(0, 2, 1);
         return M21Workarounds.fixDoubledGradient(sd, out);
     }
 

@@ -2,14 +2,17 @@ package org.dl4jmtp.layers;
 
 import lombok.Data;
 import lombok.EqualsAndHashCode;
+import org.deeplearning4j.nn.api.MaskState;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.samediff.SDLayerParams;
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.Map;
 
@@ -54,6 +57,22 @@ public class TimeSliceLayer extends SequenceSameDiffLayer {
         super.getOutputType(layerIndex, inputType);
         long t = ((InputType.InputTypeRecurrent) inputType).getTimeSeriesLength();
         return InputType.recurrent(size, t > 0 ? t / parts : -1, RNNFormat.NCW);
+    }
+
+    /** The document ids (docs/model.md, "Packed documents") of the part: [mb, parts·T] → [mb, T]. */
+    @Override
+    public Pair<INDArray, MaskState> feedForwardMaskArray(INDArray maskArray, MaskState currentMaskState,
+                                                          int minibatchSize) {
+        if (maskArray == null) {
+            return new Pair<>(null, currentMaskState);
+        }
+        if (maskArray.rank() != 2 || maskArray.size(1) % parts != 0) {
+            throw new IllegalArgumentException("Layer " + getLayerName() + ": document ids must be [mb, " + parts
+                    + "·T], got " + java.util.Arrays.toString(maskArray.shape()));
+        }
+        long time = maskArray.size(1) / parts;
+        return new Pair<>(maskArray.get(NDArrayIndex.all(), NDArrayIndex.interval(index * time, (index + 1) * time)),
+                currentMaskState);
     }
 
     @Override

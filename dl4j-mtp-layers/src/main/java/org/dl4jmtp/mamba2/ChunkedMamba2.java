@@ -1,6 +1,7 @@
 package org.dl4jmtp.mamba2;
 
 import org.dl4jmtp.attention.TriangularMask;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
@@ -47,6 +48,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray y;           // [n, dI] scan output + D skip
         RowRmsNorm norm;      // the gated group norm over [n·G, dI/G] rows, before its weight
         INDArray normed;      // [n, dI] after the norm weight
+        INDArray[] convMasks; // per tap, [B·(T+K-1) - (K-1), 1]: 1 where the tap reads the same document (null: one per row)
     }
 
     /** The chunked scan's forward state, [B·Z, nh, Q, ·] unless noted. */
@@ -65,6 +67,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray offProduct;  // [BZ, nh, Q, P] C·Hᵀ before the exp(Acum) scale
         INDArray x;           // [BZ, nh, Q, P]
         INDArray output;      // [BZ, nh, Q, P] the scan's result (forward only, not kept)
+        INDArray offMask;     // [BZ, Q]: 1 where position l is in the document of the state entering its chunk (null: one per row)
     }
 
     private final Mamba2Config config;
@@ -76,6 +79,16 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
 
     @Override
     public Result<Forward> forward(INDArray input, int batch, Cache cache) {
+        return forward(input, batch, null, cache);
+    }
+
+    /**
+     * The mixer within each document: the conv window and the SSM state restart at every document start. Each
+     * cross-document term of the conv, of the intra-chunk decay, of the chunk states and of the inter-chunk
+     * recurrence is multiplied by 0 (docs/model.md, "Packed documents").
+     */
+    @Override
+    public Result<Forward> forward(INDArray input, int batch, Documents documents, Cache cache) {
         Forward f = new Forward();
         int n = (int) input.size(0);
         int time = n / batch;
@@ -98,14 +111,15 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(0, k - 1), NDArrayIndex.all()).assign(0);
         f.convInput.get(NDArrayIndex.all(), NDArrayIndex.interval(k - 1, time + k - 1), NDArrayIndex.all())
                 .assign(columns(zxbcdt, dInner, dInner + convDim).reshape(batch, time, convDim));
-        f.convOutput = causalConv(f.convInput, time, cache);
+        f.convMasks = documents == null ? null : convMasks(documents, cache);
+        f.convOutput = causalConv(f.convInput, time, f.convMasks, cache);
         f.convSigmoid = sigmoid(f.convOutput, cache);
         INDArray xbc = f.convOutput.mul(f.convSigmoid).reshape(n, convDim);                     // [n, C] SiLU
         f.x = cache.copy(columns(xbc, 0, dInner));
         INDArray b = columns(xbc, dInner, dInner + groupState);
         INDArray c = columns(xbc, dInner + groupState, convDim);
 
-        f.scan = scan(f.x, f.dt, b, c, batch, time, cache);
+        f.scan = scan(f.x, f.dt, b, c, batch, time, documents, cache);
         INDArray y = scanOutput(f.scan, batch, time);                                           // [n, nh·P]
         y.addi(mulAlong(headsView(f.x), param(Mamba2Mixer.D), 1).reshape(n, dInner));
         f.y = cache.keep(y);
@@ -147,7 +161,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         columns(gradXbc, dInner, dInner + groupState).assign(scanGrads[2]);
         columns(gradXbc, dInner + groupState, convDim).assign(scanGrads[3]);
         INDArray gradConvOut = gradXbc.reshape(f.batch, f.time, convDim).muli(siluDerivative(f.convOutput, f.convSigmoid));
-        INDArray gradConvIn = causalConvBackward(f.convInput, gradConvOut, f.time, gradients);
+        INDArray gradConvIn = causalConvBackward(f.convInput, gradConvOut, f.time, f.convMasks, gradients);
 
         // dt = softplus(dt_raw + dt_bias), clamped to time_step_limit
         INDArray gradDtPre = gradDt.muli(Transforms.sigmoid(f.dtPre, true)).muli(clampMask(f.dt));
@@ -165,7 +179,8 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
     // ---------------------------------------------------------------------------------------------------------------
     // chunked SSD scan
 
-    private Scan scan(INDArray x, INDArray dt, INDArray b, INDArray c, int batch, int time, Cache cache) {
+    private Scan scan(INDArray x, INDArray dt, INDArray b, INDArray c, int batch, int time, Documents documents,
+                      Cache cache) {
         int nh = config.getMambaNumHeads();
         int p = config.getMambaHeadDim();
         int groups = config.getNGroups();
@@ -186,11 +201,23 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray aboveDiagonal = TriangularMask.fromDiagonal(q, 1, -MASKED_EXPONENT, s.decay.dataType());
         Nd4j.getExecutioner().exec(new BroadcastAddOp(s.decay, aboveDiagonal, s.decay, 2, 3));
         Transforms.exp(s.decay, false);                                       // exp(Acum_l − Acum_s), in place
+        INDArray segments = documents == null ? null : documents.chunked(q);                     // [BZ, Q]
+        if (segments != null) {
+            INDArray sameDocument = Documents.pairwiseEqual(segments, segments);                 // [BZ, Q, Q]
+            Nd4j.getExecutioner().exec(new BroadcastMulOp(s.decay, sameDocument, s.decay, 0, 2, 3));
+        }
         s.scores = Nd4j.matmul(s.c, s.b, cache.createUninitialized(x.dataType(), bz, nh, q, q), false, true, false);
         INDArray yDiag = Nd4j.matmul(s.scores.mul(s.decay), s.xbar);                            // [BZ, nh, Q, P]
 
         INDArray total = s.acum.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(q - 1)).dup(); // [BZ, nh]
         s.toEnd = cache.keep(Transforms.exp(broadcastLast(total, q).subi(s.acum), false));
+        INDArray chunkEnds = null;
+        if (segments != null) {
+            // a chunk's state keeps only the document of its last position
+            chunkEnds = segments.get(NDArrayIndex.all(), NDArrayIndex.point(q - 1)).dup().reshape(bz, 1);
+            Nd4j.getExecutioner().exec(new BroadcastMulOp(s.toEnd, segments.eq(
+                    broadcastLast(chunkEnds, q).reshape(bz, q)).castTo(s.toEnd.dataType()), s.toEnd, 0, 2));
+        }
         INDArray weighted = mulAlong(s.xbar, s.toEnd, 0, 1, 2);
         INDArray chunkStates = Nd4j.matmul(weighted, s.b, true, false, false);                  // [BZ, nh, P, N]
 
@@ -201,14 +228,38 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray notBelowDiagonal = TriangularMask.fromDiagonal(chunks, 0, -MASKED_EXPONENT, exponent.dataType());
         Nd4j.getExecutioner().exec(new BroadcastAddOp(exponent, notBelowDiagonal, exponent, 2, 3));
         s.interDecay = cache.keep(Transforms.exp(exponent, false));
+        INDArray entering = null;
+        if (segments != null) {
+            // the state entering chunk z is that of chunk z-1's last position: chunk c's state reaches it only
+            // within one document
+            INDArray ends = chunkEnds.reshape(batch, chunks);
+            entering = Nd4j.valueArrayOf(new long[]{batch, chunks}, -2.0, ends.dataType());
+            if (chunks > 1) {
+                entering.get(NDArrayIndex.all(), NDArrayIndex.interval(1, chunks))
+                        .assign(ends.get(NDArrayIndex.all(), NDArrayIndex.interval(0, chunks - 1)));
+            }
+            Nd4j.getExecutioner().exec(new BroadcastMulOp(s.interDecay, Documents.pairwiseEqual(entering, ends),
+                    s.interDecay, 0, 2, 3));
+            s.offMask = cache.keep(segments.eq(broadcastLast(entering.reshape(bz, 1), q).reshape(bz, q))
+                    .castTo(x.dataType()));
+        }
         s.states = cache.copy(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3));
-        INDArray entering = Nd4j.matmul(s.interDecay, s.states);                                 // [B, nh, Z, P·N]
-        s.entering = cache.copy(entering.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3))
+        INDArray enteringStates = Nd4j.matmul(s.interDecay, s.states);                           // [B, nh, Z, P·N]
+        s.entering = cache.copy(enteringStates.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3))
                 .reshape(bz, nh, p, state);
         s.offProduct = Nd4j.matmul(s.c, s.entering, cache.createUninitialized(x.dataType(), bz, nh, q, p),
                 false, true, false);                                                            // [BZ, nh, Q, P]
-        s.output = yDiag.addi(mulAlong(s.offProduct, Transforms.exp(s.acum, true), 0, 1, 2));
+        s.output = yDiag.addi(mulAlong(s.offProduct, offScale(s), 0, 1, 2));
         return s;
+    }
+
+    /** exp(Acum_l), the off-diagonal term's scale, 0 where the entering state is another document's. */
+    private static INDArray offScale(Scan s) {
+        INDArray scale = Transforms.exp(s.acum, true);
+        if (s.offMask != null) {
+            Nd4j.getExecutioner().exec(new BroadcastMulOp(scale, s.offMask, scale, 0, 2));
+        }
+        return scale;
     }
 
     /** The scan's result as rows [n, nh·P] without the padding; dropped from the state (backprop does not need it). */
@@ -228,7 +279,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         long bz = (long) batch * chunks;
 
         INDArray gradY = chunked(gradYRows, batch, time, nh, p, Cache.CURRENT_SCOPE);           // [BZ, nh, Q, P]
-        INDArray expAcum = Transforms.exp(s.acum, true);
+        INDArray expAcum = offScale(s);
         INDArray gradAcum = Nd4j.zeros(s.acum.dataType(), s.acum.shape());
 
         // Y_off = exp(Acum)·(C·Hᵀ)
@@ -447,7 +498,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
      * out[t] = bias + Σ_j W[:, 0, j]·in[t + j] over the left-padded input [B, T+K-1, C]; returns [B, T, C] in
      * {@code cache}.
      */
-    private INDArray causalConv(INDArray padded, int time, Cache cache) {
+    private INDArray causalConv(INDArray padded, int time, INDArray[] masks, Cache cache) {
         int k = config.getConvKernel();
         long channels = padded.size(2);
         INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
@@ -456,7 +507,8 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray out = Nd4j.zeros(padded.dataType(), in.size(0), channels);
         INDArray valid = rowRange(out, 0, rows);
         for (int j = 0; j < k; j++) {
-            valid.addi(rowRange(in, j, rows).mulRowVector(tap(taps, j)));
+            INDArray term = rowRange(in, j, rows).mulRowVector(tap(taps, j));
+            valid.addi(masks == null || masks[j] == null ? term : term.muliColumnVector(masks[j]));
         }
         if (params.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
             valid.addiRowVector(param(Mamba2Mixer.CONV_BIAS));
@@ -465,7 +517,8 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
     }
 
     /** Writes the conv weight (and bias) gradients; returns d/d(padded input) [B, T+K-1, C]. */
-    private INDArray causalConvBackward(INDArray padded, INDArray gradOut, int time, Map<String, INDArray> gradients) {
+    private INDArray causalConvBackward(INDArray padded, INDArray gradOut, int time, INDArray[] masks,
+                                        Map<String, INDArray> gradients) {
         int k = config.getConvKernel();
         long channels = padded.size(2);
         INDArray taps = param(Mamba2Mixer.CONV_WEIGHT).reshape(channels, k);
@@ -478,13 +531,32 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
         INDArray gradValid = rowRange(grad, 0, rows);
         INDArray gradIn = Nd4j.zeros(padded.dataType(), in.shape());
         for (int j = 0; j < k; j++) {
-            gradTaps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).assign(ColumnSums.of(gradValid.mul(rowRange(in, j, rows))));
-            rowRange(gradIn, j, rows).addi(gradValid.mulRowVector(tap(taps, j)));
+            INDArray gradTerm = masks == null || masks[j] == null ? gradValid : gradValid.mulColumnVector(masks[j]);
+            gradTaps.get(NDArrayIndex.all(), NDArrayIndex.point(j)).assign(ColumnSums.of(gradTerm.mul(rowRange(in, j, rows))));
+            rowRange(gradIn, j, rows).addi(gradTerm.mulRowVector(tap(taps, j)));
         }
         if (gradients.containsKey(prefix + Mamba2Mixer.CONV_BIAS)) {
             gradient(gradients, Mamba2Mixer.CONV_BIAS).assign(ColumnSums.ofLeading(gradOut, channels));
         }
         return gradIn.reshape(padded.shape());
+    }
+
+    /**
+     * Per tap j (which reads K-1-j steps back), a column over the conv's flat output rows: 1 where that step is in
+     * the output step's document, 0 elsewhere; null for the last tap (the step itself).
+     */
+    private INDArray[] convMasks(Documents documents, Cache cache) {
+        int k = config.getConvKernel();
+        int batch = documents.batch();
+        int time = documents.time();
+        INDArray[] masks = new INDArray[k];
+        for (int j = 0; j < k - 1; j++) {
+            INDArray perStep = Nd4j.zeros(documents.segments().dataType(), batch, time + k - 1);
+            perStep.get(NDArrayIndex.all(), NDArrayIndex.interval(0, time)).assign(documents.sameAsEarlier(k - 1 - j));
+            masks[j] = cache.copy(perStep.reshape((long) batch * (time + k - 1), 1)
+                    .get(NDArrayIndex.interval(0, (long) batch * (time + k - 1) - (k - 1)), NDArrayIndex.all()));
+        }
+        return masks;
     }
 
     /** Tap j of the [C, K] conv weight as a [C] vector. */

@@ -44,6 +44,11 @@ public final class Mamba2Mixer implements Mixer {
     }
 
     @Override
+    public boolean mixesPositions() {
+        return true;
+    }
+
+    @Override
     public void defineParameters(SDLayerParams params, String prefix) {
         int h = config.getHiddenSize();
         params.addWeightParam(prefix + IN_PROJ, config.inProjSize(), h);
@@ -103,6 +108,13 @@ public final class Mamba2Mixer implements Mixer {
 
     @Override
     public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix) {
+        return define(sd, x, params, prefix, null);
+    }
+
+    /** The mixer within each document: conv window and SSM state restart at each document start. */
+    @Override
+    public SDVariable define(SameDiff sd, SDVariable x, Map<String, SDVariable> params, String prefix,
+                             SDVariable segments) {
         int h = config.getHiddenSize();
         int dInner = config.dInner();
         int convDim = config.convDim();
@@ -120,7 +132,8 @@ public final class Mamba2Mixer implements Mixer {
         SDVariable xbc = SdMath.sliceLastAxis(sd, zxbcdt, 3, dInner, dInner + convDim);
         SDVariable dtRaw = SdMath.sliceLastAxis(sd, zxbcdt, 3, dInner + convDim, config.inProjSize());
 
-        xbc = SdMath.silu(sd, causalDepthwiseConv(sd, xbc, params.get(prefix + CONV_WEIGHT), params.get(prefix + CONV_BIAS)));
+        xbc = SdMath.silu(sd, causalDepthwiseConv(sd, xbc, params.get(prefix + CONV_WEIGHT), params.get(prefix + CONV_BIAS),
+                segments));
         SDVariable batchTime = SdMath.dims(sd, x, 0, 2);
         SDVariable xs = SdMath.reshape(sd, SdMath.sliceLastAxis(sd, xbc, 3, 0, dInner), batchTime, SdMath.constDims(sd, nh, headDim));
         SDVariable b = SdMath.reshape(sd, SdMath.sliceLastAxis(sd, xbc, 3, dInner, dInner + groupState), batchTime, SdMath.constDims(sd, groups, state));
@@ -130,7 +143,7 @@ public final class Mamba2Mixer implements Mixer {
         dt = clampToTimeStepLimit(sd, dt);
         SDVariable a = sd.math().exp(params.get(prefix + A_LOG)).neg();
 
-        SDVariable y = SsdScan.scan(sd, xs, dt, a, b, c, nh, headDim, groups, state, config.getChunkSize());
+        SDVariable y = SsdScan.scan(sd, xs, dt, a, b, c, segments, nh, headDim, groups, state, config.getChunkSize());
         y = y.add(M21Workarounds.broadcastMul(sd, xs, params.get(prefix + D).reshape(nh, 1)));  // D skip on the post-conv x
         SDVariable gated = SdMath.reshape(sd, y, batchTime, SdMath.constDims(sd, dInner)).mul(SdMath.silu(sd, z));
         SDVariable normed = gatedGroupNorm(sd, gated, batchTime, params.get(prefix + NORM));
@@ -144,9 +157,11 @@ public final class Mamba2Mixer implements Mixer {
 
     /**
      * Causal depthwise conv over time of x [B, T, C] with weight [C, 1, K]: out[t] = b + Σ_j W[:, 0, j]·x[t-(K-1)+j],
-     * zero before the start. K shifted multiply-adds of a left-padded copy (works for any K and any T).
+     * zero before the start (and, with {@code segments}, before the start of the step's document). K shifted
+     * multiply-adds of a left-padded copy (works for any K and any T).
      */
-    private SDVariable causalDepthwiseConv(SameDiff sd, SDVariable x, SDVariable weight, SDVariable bias) {
+    private SDVariable causalDepthwiseConv(SameDiff sd, SDVariable x, SDVariable weight, SDVariable bias,
+                                           SDVariable segments) {
         int k = config.getConvKernel();
         int channels = config.convDim();
         SDVariable padded = sd.nn().pad(x, sd.constant(Nd4j.createFromArray(new long[][]{{0, 0}, {k - 1, 0}, {0, 0}})), 0.0);
@@ -159,9 +174,21 @@ public final class Mamba2Mixer implements Mixer {
                     0b101, endMask, 0, 0, 0);
             SDVariable tap = SdMath.sliceLastAxis(sd, taps, 2, j, j + 1).reshape(channels);
             SDVariable term = M21Workarounds.broadcastMul(sd, shifted, tap);
+            if (segments != null && j < k - 1) {
+                term = M21Workarounds.broadcastMul(sd, term, sd.expandDims(sameDocument(sd, segments, j, endMask, end), 2));
+            }
             out = out == null ? term : out.add(term);
         }
         return bias == null ? out : out.add(bias);
+    }
+
+    /** [B, T] 1 where the step that tap j reads (K-1-j back) is in the output step's document, else 0. */
+    private SDVariable sameDocument(SameDiff sd, SDVariable segments, int j, int endMask, long end) {
+        int k = config.getConvKernel();
+        SDVariable padded = sd.nn().pad(segments, sd.constant(Nd4j.createFromArray(new long[][]{{0, 0}, {k - 1, 0}})), -1.0);
+        SDVariable read = sd.stridedSlice(padded, new long[]{0, j}, new long[]{0, end}, new long[]{1, 1},
+                0b01, endMask & 0b11, 0, 0, 0);
+        return read.eq(segments).castTo(segments.dataType());
     }
 
     private SDVariable clampToTimeStepLimit(SameDiff sd, SDVariable dt) {

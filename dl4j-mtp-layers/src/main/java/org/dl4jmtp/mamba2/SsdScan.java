@@ -1,5 +1,6 @@
 package org.dl4jmtp.mamba2;
 
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.SdMath;
 import org.nd4j.autodiff.samediff.SDVariable;
@@ -36,6 +37,16 @@ public final class SsdScan {
      */
     public static SDVariable scan(SameDiff sd, SDVariable x, SDVariable dt, SDVariable a, SDVariable b, SDVariable c,
                                   int nh, int p, int g, int n, int q) {
+        return scan(sd, x, dt, a, b, c, null, nh, p, g, n, q);
+    }
+
+    /**
+     * {@link #scan} within each document ({@code segments} [B, T], null: one per row): every term that would carry
+     * state from one document into another gets −MASKED_EXPONENT in its exponent, so the state restarts at each
+     * document start (docs/model.md, "Packed documents").
+     */
+    public static SDVariable scan(SameDiff sd, SDVariable x, SDVariable dt, SDVariable a, SDVariable b, SDVariable c,
+                                  SDVariable segments, int nh, int p, int g, int n, int q) {
         DataType type = x.dataType();
         int headsPerGroup = nh / g;
 
@@ -58,6 +69,15 @@ public final class SsdScan {
         // [l, s]: 0 for l >= s, -MASKED_EXPONENT above the diagonal (a constant, built once)
         SDVariable causalBias = sd.constant(triangular(type, q, true).subi(1.0).muli(MASKED_EXPONENT));
         SDVariable segsum = sd.expandDims(acum, 3).sub(sd.expandDims(acum, 2));
+        SDVariable segmentsc = null;
+        SDVariable chunkEnds = null;
+        if (segments != null) {
+            // padded steps form a document of their own (-1); they carry nothing (dt = 0) either way
+            segmentsc = padTime(sd, segments, padAmount, 2, -1.0).reshape(-1, q);            // [BZ, Q]
+            chunkEnds = SdMath.sliceLastAxis(sd, segmentsc, 2, q - 1, q);                     // [BZ, 1]
+            causalBias = causalBias.add(sd.expandDims(
+                    Documents.crossDocumentBias(sd, segmentsc, segmentsc, MASKED_EXPONENT), 1)); // [BZ, 1, Q, Q]
+        }
         SDVariable decay = maskedExp(sd, segsum, causalBias);
         SDVariable xbar = M21Workarounds.broadcastMul(sd, xh, sd.expandDims(dth, 3));   // X̄ = dt·x
         SDVariable scores = sd.mmul(ch, bh, false, true, false);                 // [BZ, nh, Q, Q]
@@ -65,7 +85,12 @@ public final class SsdScan {
 
         // Chunk states ΔS_c = Σ_s exp(Acum[Q-1]-Acum[s])·X̄_s ⊗ B_s : [BZ, nh, P, N]
         SDVariable chunkTotal = SdMath.sliceLastAxis(sd, acum, 3, q - 1, q);    // [BZ, nh, 1]
-        SDVariable toEnd = sd.math().exp(chunkTotal.sub(acum));
+        SDVariable toEndExponent = chunkTotal.sub(acum);
+        if (segments != null) {
+            // a chunk's state keeps only the document of its last position
+            toEndExponent = toEndExponent.add(sd.expandDims(maskBias(segmentsc.eq(chunkEnds).castTo(type)), 1));
+        }
+        SDVariable toEnd = sd.math().exp(toEndExponent);
         SDVariable weightedX = M21Workarounds.broadcastMul(sd, xbar, sd.expandDims(toEnd, 3));
         SDVariable chunkStates = sd.mmul(weightedX.permute(0, 1, 3, 2), bh);
 
@@ -78,11 +103,25 @@ public final class SsdScan {
         SDVariable cumTotBefore = cumTot.sub(tot);
         SDVariable strictlyEarlier = SdMath.causalMask(sd, sd.sizeAt(tot, 2), type, true); // [z, c] = 1 for c < z
         SDVariable interExponent = sd.expandDims(cumTotBefore, 3).sub(sd.expandDims(cumTot, 2));
-        SDVariable enteringStates = sd.mmul(maskedExp(sd, interExponent, maskBias(strictlyEarlier)), states); // [B, nh, Z, P·N]
+        SDVariable interBias = maskBias(strictlyEarlier);
+        SDVariable offExponent = acum;
+        if (segments != null) {
+            // the state entering chunk z is that of chunk z-1's last position: chunk c's state reaches it, and
+            // position l of chunk z reads it, only within one document
+            SDVariable ends = SdMath.reshape(sd, chunkEnds, batch, SdMath.constDims(sd, -1));          // [B, Z]
+            SDVariable enteringSegments = sd.stridedSlice(sd.nn().pad(ends, sd.constant(Nd4j.createFromArray(
+                    new long[][]{{0, 0}, {1, 0}})), -2.0), new long[]{0, 0}, new long[]{0, -1}, new long[]{1, 1},
+                    0b11, 0b01, 0, 0, 0);                                                          // [B, Z]
+            interBias = interBias.add(sd.expandDims(
+                    Documents.crossDocumentBias(sd, enteringSegments, ends, MASKED_EXPONENT), 1));
+            SDVariable enteringPerChunk = enteringSegments.reshape(-1, 1);                                // [BZ, 1]
+            offExponent = acum.add(sd.expandDims(maskBias(segmentsc.eq(enteringPerChunk).castTo(type)), 1));
+        }
+        SDVariable enteringStates = sd.mmul(maskedExp(sd, interExponent, interBias), states); // [B, nh, Z, P·N]
         SDVariable entering = enteringStates.permute(0, 2, 1, 3).reshape(-1, nh, p, n).permute(0, 1, 3, 2); // [BZ, nh, N, P]
 
         // Off-diagonal term: Y_off[l] = exp(Acum[l])·(C_l·H_z)
-        SDVariable yOff = M21Workarounds.broadcastMul(sd, sd.mmul(ch, entering), sd.expandDims(sd.math().exp(acum), 3));
+        SDVariable yOff = M21Workarounds.broadcastMul(sd, sd.mmul(ch, entering), sd.expandDims(sd.math().exp(offExponent), 3));
 
         SDVariable yPadded = SdMath.reshape(sd, yDiag.add(yOff).permute(0, 2, 1, 3), batch, SdMath.constDims(sd, -1, nh, p));
         return sd.slice(yPadded, sd.constant(Nd4j.zeros(DataType.LONG, 4)), sd.shape(x));
@@ -95,13 +134,18 @@ public final class SsdScan {
 
     /** Zero-pads axis 1 (time) of a rank-{@code rank} variable at the end by a dynamic amount. */
     private static SDVariable padTime(SameDiff sd, SDVariable v, SDVariable padAmount, int rank) {
+        return padTime(sd, v, padAmount, rank, 0.0);
+    }
+
+    /** Pads axis 1 (time) of a rank-{@code rank} variable at the end by a dynamic amount with {@code value}. */
+    private static SDVariable padTime(SameDiff sd, SDVariable v, SDVariable padAmount, int rank, double value) {
         SDVariable none = sd.constant(Nd4j.zeros(DataType.LONG, 1, 2));
         SDVariable timeRow = sd.concat(1, sd.constant(Nd4j.zeros(DataType.LONG, 1, 1)), padAmount.reshape(1, 1));
         SDVariable[] rows = new SDVariable[rank];
         for (int i = 0; i < rank; i++) {
             rows[i] = i == 1 ? timeRow : none;
         }
-        return sd.nn().pad(v, sd.concat(0, rows), 0.0);
+        return sd.nn().pad(v, sd.concat(0, rows), value);
     }
 
     /**

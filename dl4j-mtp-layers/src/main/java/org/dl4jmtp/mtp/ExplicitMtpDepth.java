@@ -2,6 +2,7 @@ package org.dl4jmtp.mtp;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.dl4jmtp.block.RowBlock;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowForwardLayer;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
@@ -63,6 +64,7 @@ public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.Dep
         DepthForward f = new DepthForward();
         f.output = Nd4j.createUninitialized(rows.dataType(), rows.size(0), (long) depth.getIterations() * h);
         INDArray hidden = columns(rows, 0, h);
+        Documents documents = documents(input);
         for (int it = 0; it < depth.getIterations(); it++) {
             Iteration step = new Iteration();
             step.embeddingNorm = RowRmsNorm.of(columns(rows, (1 + it) * h, h), eps, cache);
@@ -72,7 +74,7 @@ public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.Dep
             columns(step.fused, h, h).assign(step.hiddenNorm.normalized).muliRowVector(getParam(first + MtpDepthLayer.HNORM));
             INDArray u = Nd4j.gemm(step.fused, getParam(first + MtpDepthLayer.EH_PROJ), false, true);   // [n, H]
             for (int sub = 0; sub < depth.getSublayers().size(); sub++) {
-                step.blocks.add(block(sub).forwardInPlace(u, batch, cache));
+                step.blocks.add(block(sub).forwardInPlace(u, batch, documents, cache));
             }
             step.finalNorm = RowRmsNorm.of(u, eps, cache);
             hidden = columns(f.output, it * h, h).assign(step.finalNorm.normalized)

@@ -8,6 +8,7 @@ import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.NemotronV3Block;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.ExplicitSequenceLayer;
 import org.dl4jmtp.layers.M21Workarounds;
 import org.dl4jmtp.layers.ParamKeys;
@@ -142,6 +143,15 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
 
     @Override
     protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params) {
+        return defineSequence(sd, x, params, null);
+    }
+
+    @Override
+    protected SDVariable defineSequence(SameDiff sd, SDVariable x, Map<String, SDVariable> params,
+                                        SDVariable documentIds) {
+        boolean reads = documentIds != null && java.util.stream.IntStream.range(0, sublayers.size())
+                .anyMatch(sub -> sublayer(sub).mixesPositions());
+        SDVariable segments = reads ? Documents.segments(sd, documentIds) : null;
         int h = hiddenSize;
         double eps = layerNormEpsilon;
         String first = sublayerPrefix(0);
@@ -154,7 +164,7 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
                     SdMath.rmsNorm(sd, hidden, params.get(first + HNORM), eps, 3));
             SDVariable u = M21Workarounds.linear3d(sd, fused, params.get(first + EH_PROJ), 2L * h, h);
             for (int sub = 0; sub < sublayers.size(); sub++) {
-                u = sublayer(sub).define(sd, u, params, sublayerPrefix(sub));
+                u = sublayer(sub).define(sd, u, params, sublayerPrefix(sub), segments);
             }
             hidden = SdMath.rmsNorm(sd, u, params.get(sublayerPrefix(lastSublayer()) + FINAL_LAYERNORM), eps, 3);
             outputs.add(hidden);

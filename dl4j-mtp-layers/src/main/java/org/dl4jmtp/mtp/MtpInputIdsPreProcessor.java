@@ -9,6 +9,7 @@ import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
@@ -68,6 +69,14 @@ public class MtpInputIdsPreProcessor implements InputPreProcessor {
 
     @Override
     public Pair<INDArray, MaskState> feedForwardMaskArray(INDArray maskArray, MaskState currentMaskState, int minibatchSize) {
-        return new Pair<>(maskArray, currentMaskState);
+        if (maskArray == null) {
+            return new Pair<>(null, currentMaskState);
+        }
+        // the document ids [mb, T] (docs/model.md, "Packed documents") of the positions, once per part: every part
+        // is at the positions of the main ids (the embedding keeps each part's tokens inside those documents)
+        if (maskArray.rank() != 2) {
+            throw new IllegalArgumentException("Document ids must be [mb, T], got " + java.util.Arrays.toString(maskArray.shape()));
+        }
+        return new Pair<>(Nd4j.tile(maskArray, 1, 1 + depths), currentMaskState);
     }
 }

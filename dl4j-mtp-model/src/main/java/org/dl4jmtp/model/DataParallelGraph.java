@@ -31,7 +31,8 @@ import java.util.concurrent.Executors;
  * the slice's main label count, so the combined gradient is exact (up to float summation order). With
  * {@link MtpLossNormalization#PER_DEPTH_COUNT} it is exact only when every depth's label count splits like the main
  * count (always so without ignored labels or document boundaries); otherwise that step is recomputed on the whole
- * batch, which gives the exact result at serial speed. Masks are not split: a batch with mask arrays runs serially.
+ * batch, which gives the exact result at serial speed. The input masks (the document ids of packed documents) are
+ * split with the batch; a batch with label masks runs serially.
  * The replicas share this graph's parameter array; only their gradients and activations are their own. The
  * optimizer step is shared out between the same threads ({@link ParallelBlockUpdater}).
  */
@@ -91,25 +92,29 @@ public class DataParallelGraph extends ComputationGraph {
         INDArray[] labels = currentLabels;
         long batch = inputs == null || inputs.length == 0 ? 0 : inputs[0].size(0);
         int slices = (int) Math.min(replicaCount, batch);
-        if (slices < 2 || labels == null || hasAny(getInputMaskArrays()) || hasAny(getLabelMaskArrays())) {
+        if (slices < 2 || labels == null || hasAny(getLabelMaskArrays())) {
             super.computeGradientAndScore(workspaceMgr);
             return;
         }
         ensureReplicas();
         long[] bounds = sliceBounds(batch, slices);
+        INDArray[] masks = hasAny(getInputMaskArrays()) ? getInputMaskArrays() : null;
         List<Runnable> work = new ArrayList<>();
         work.add(() -> {
             super.setInputs(rows(inputs, bounds[0], bounds[1]));
             super.setLabels(rows(labels, bounds[0], bounds[1]));
+            super.setLayerMaskArrays(masks == null ? null : rows(masks, bounds[0], bounds[1]), null);
             super.computeGradientAndScore(workspaceMgr);
         });
         for (int s = 1; s < slices; s++) {
             ComputationGraph replica = replicas.get(s - 1);
             INDArray[] sliceInputs = rows(inputs, bounds[s], bounds[s + 1]);
             INDArray[] sliceLabels = rows(labels, bounds[s], bounds[s + 1]);
+            INDArray[] sliceMasks = masks == null ? null : rows(masks, bounds[s], bounds[s + 1]);
             work.add(() -> {
                 replica.setInputs(sliceInputs);
                 replica.setLabels(sliceLabels);
+                replica.setLayerMaskArrays(sliceMasks, null);
                 replica.computeGradientAndScore();
             });
         }
@@ -118,6 +123,7 @@ public class DataParallelGraph extends ComputationGraph {
         } finally {
             super.setInputs(inputs);
             setLabels(labels);
+            super.setLayerMaskArrays(masks, null);
         }
         combine(slices, bounds, batch, workspaceMgr);
     }

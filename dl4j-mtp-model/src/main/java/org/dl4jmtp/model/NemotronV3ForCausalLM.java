@@ -1,5 +1,7 @@
 package org.dl4jmtp.model;
 
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.graph.MergeVertex;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
@@ -9,6 +11,7 @@ import org.dl4jmtp.generate.FullRecomputeDecoder;
 import org.dl4jmtp.generate.GenerationResult;
 import org.dl4jmtp.generate.Sampler;
 import org.dl4jmtp.generate.TokenDecoder;
+import org.dl4jmtp.graph.DocumentMergeVertex;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.graph.NemotronV3GraphBuilder;
 import org.dl4jmtp.io.HfCheckpointWriter;
@@ -17,6 +20,7 @@ import org.dl4jmtp.io.SafetensorsCheckpoint;
 import org.dl4jmtp.io.SafetensorsDType;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.Runtimes;
+import org.dl4jmtp.layers.TokenEmbeddingLayer;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossReporting;
@@ -61,10 +65,16 @@ public final class NemotronV3ForCausalLM {
     }
 
     /** How to build or load a model: MTP training settings, precision and the MTP-weights policy. */
-    public record LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed, LayerRuntime runtime) {
+    public record LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed, LayerRuntime runtime,
+                              boolean documentIdsInLabels) {
 
         public LoadOptions {
             Objects.requireNonNull(runtime, "runtime");
+        }
+
+        /** The options before {@link #documentIdsInLabels} existed: labels [B, 1, T]. */
+        public LoadOptions(MtpConfig mtp, DataType dataType, boolean allowMissingMtp, long seed, LayerRuntime runtime) {
+            this(mtp, dataType, allowMissingMtp, seed, runtime, false);
         }
 
         /** The options before the runtime existed: the explicit runtime. */
@@ -78,21 +88,29 @@ public final class NemotronV3ForCausalLM {
         }
 
         public LoadOptions withMtp(MtpConfig mtp) {
-            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime, documentIdsInLabels);
         }
 
         public LoadOptions withDataType(DataType dataType) {
-            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime, documentIdsInLabels);
         }
 
         /** Accept a checkpoint without {@code mtp.*} weights: the MTP depths start from a fresh initialisation. */
         public LoadOptions withAllowMissingMtp(boolean allow) {
-            return new LoadOptions(mtp, dataType, allow, seed, runtime);
+            return new LoadOptions(mtp, dataType, allow, seed, runtime, documentIdsInLabels);
         }
 
         /** Which computation the graph's layers run ({@link LayerRuntime#EXPLICIT} by default). */
         public LoadOptions withRuntime(LayerRuntime runtime) {
-            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime);
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime, documentIdsInLabels);
+        }
+
+        /**
+         * A loss head that reads document ids from the labels ([B, 2, T], as {@code train} builds it), so that
+         * {@link #loss(INDArray, INDArray, INDArray)} can keep every MTP depth's targets inside their documents.
+         */
+        public LoadOptions withDocumentIdsInLabels(boolean documentIdsInLabels) {
+            return new LoadOptions(mtp, dataType, allowMissingMtp, seed, runtime, documentIdsInLabels);
         }
     }
 
@@ -134,7 +152,9 @@ public final class NemotronV3ForCausalLM {
     public static NemotronV3ForCausalLM fromPretrained(Path dir, LoadOptions options) throws IOException {
         NemotronV3Config config = NemotronV3Config.fromJson(dir.resolve("config.json"));
         MtpConfig mtp = options.mtp() != null ? options.mtp() : MtpConfig.fromHf(config);
-        NemotronV3ForCausalLM model = create(config, mtp, options.dataType(), options.seed(), options.runtime());
+        NemotronV3ForCausalLM model = new NemotronV3ForCausalLM(config, mtp,
+                graphBuilder(config, mtp, options.documentIdsInLabels()).dataType(options.dataType())
+                        .seed(options.seed()).runtime(options.runtime()).build());
         try (SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint.open(dir)) {
             HfStateDictAdapter.load(model.graph, checkpoint, options.allowMissingMtp());
             model.rememberSourceDTypes(HfStateDictAdapter.sourceDTypes(checkpoint));
@@ -231,8 +251,24 @@ public final class NemotronV3ForCausalLM {
 
     /** Full forward (inference mode) over token ids [B, T]. */
     public ForwardResult forward(INDArray inputIds) {
-        INDArray ids = TokenIds.toGraphInput(inputIds, config.getVocabSize(), graph.getConfiguration().getDataType());
-        Map<String, INDArray> activations = graph.feedForward(new INDArray[]{ids}, false, false);
+        return forward(inputIds, null);
+    }
+
+    /**
+     * Full forward over token ids [B, T] holding packed documents: {@code documentIds} [B, T] (a new document wherever
+     * the id changes along a row; null: one per row). Every position sees only its own document, in the backbone and
+     * in every MTP depth, whose inputs stay inside the document (docs/model.md, "Packed documents").
+     */
+    public ForwardResult forward(INDArray inputIds, INDArray documentIds) {
+        DataType type = graph.getConfiguration().getDataType();
+        INDArray ids = TokenIds.toGraphInput(inputIds, config.getVocabSize(), type);
+        Map<String, INDArray> activations;
+        try {
+            graph.setLayerMaskArrays(documentMasks(documentIds, ids), null);
+            activations = graph.feedForward(new INDArray[]{ids}, false, false);
+        } finally {
+            graph.clearLayerMaskArrays();
+        }
         INDArray weight = headWeight();
         INDArray hiddenFinal = timeMajor(activations.get(GraphNames.NORM_F));
         List<INDArray> mtpHidden = new ArrayList<>();
@@ -286,16 +322,35 @@ public final class NemotronV3ForCausalLM {
 
     /** Total, main and per-depth losses of a batch (input ids and pre-shifted labels [B, T], -100 = ignore). */
     public MtpLossReport loss(INDArray inputIds, INDArray labels) {
-        graph.score(batch(inputIds, labels), false);
+        return loss(inputIds, labels, null);
+    }
+
+    /**
+     * {@link #loss(INDArray, INDArray)} of packed documents ({@code documentIds} [B, T], null: one per row; see
+     * {@link #forward(INDArray, INDArray)}). With MTP depths the loss head must read document ids
+     * ({@link LoadOptions#withDocumentIdsInLabels}), so that no depth's target crosses a document boundary.
+     */
+    public MtpLossReport loss(INDArray inputIds, INDArray labels, INDArray documentIds) {
+        graph.score(batch(inputIds, labels, documentIds), false);
         return lossLayer().lastReport();
     }
 
     /** d total_loss / d parameter for every parameter, by HF key, and the losses of the batch. */
     public Map<String, INDArray> gradients(INDArray inputIds, INDArray labels) {
-        MultiDataSet batch = batch(inputIds, labels);
+        return gradients(inputIds, labels, null);
+    }
+
+    /** {@link #gradients(INDArray, INDArray)} of packed documents, as {@link #loss(INDArray, INDArray, INDArray)}. */
+    public Map<String, INDArray> gradients(INDArray inputIds, INDArray labels, INDArray documentIds) {
+        MultiDataSet batch = batch(inputIds, labels, documentIds);
         graph.setInputs(batch.getFeatures());
         graph.setLabels(batch.getLabels());
-        graph.computeGradientAndScore();
+        try {
+            graph.setLayerMaskArrays(batch.getFeaturesMaskArrays(), null);
+            graph.computeGradientAndScore();
+        } finally {
+            graph.clearLayerMaskArrays();
+        }
         Map<String, INDArray> byVariable = graph.gradient().gradientForVariable();
         Map<String, INDArray> out = new TreeMap<>();
         long minibatch = inputIds.size(0);   // DL4J's updater divides the raw gradient by the minibatch size
@@ -303,11 +358,48 @@ public final class NemotronV3ForCausalLM {
         return out;
     }
 
-    private MultiDataSet batch(INDArray inputIds, INDArray labels) {
+    private MultiDataSet batch(INDArray inputIds, INDArray labels, INDArray documentIds) {
         DataType type = graph.getConfiguration().getDataType();
         INDArray ids = TokenIds.toGraphInput(inputIds, config.getVocabSize(), type);
-        INDArray lab = TokenIds.toGraphLabels(labels, config.getVocabSize(), type);
-        return new MultiDataSet(new INDArray[]{ids}, new INDArray[]{lab});
+        boolean headReadsDocuments = lossSettings().isDocumentIdsInLabels();
+        if (documentIds != null && !headReadsDocuments && mtp.enabled()) {
+            throw new IllegalArgumentException("This model's loss head does not read document ids, so MTP targets "
+                    + "would cross document boundaries: load or build it with document ids in the labels "
+                    + "(LoadOptions.withDocumentIdsInLabels(true), or graphBuilder(config, mtp, true) as train does)");
+        }
+        INDArray lab = headReadsDocuments
+                ? TokenIds.toGraphLabels(labels, documentIds, config.getVocabSize(), type)
+                : TokenIds.toGraphLabels(labels, config.getVocabSize(), type);
+        return new MultiDataSet(new INDArray[]{ids}, new INDArray[]{lab}, documentMasks(documentIds, ids), null);
+    }
+
+    /** The graph's feature masks for {@code documentIds} (null when there are none). */
+    private INDArray[] documentMasks(INDArray documentIds, INDArray graphIds) {
+        if (documentIds == null) {
+            return null;
+        }
+        requireDocumentSupport();
+        return new INDArray[]{TokenIds.documentMask(documentIds, graphIds.size(0), graphIds.size(2),
+                graph.getConfiguration().getDataType())};
+    }
+
+    /**
+     * Graphs built before document isolation multiply the embeddings by their input mask (DL4J's embedding layer)
+     * and OR the masks at their joins: refused rather than silently wrong.
+     */
+    private void requireDocumentSupport() {
+        ComputationGraphConfiguration conf = graph.getConfiguration();
+        boolean embedding = graph.getLayer(GraphNames.EMBEDDINGS).conf().getLayer() instanceof TokenEmbeddingLayer;
+        boolean joins = conf.getVertices().values().stream().noneMatch(v -> v instanceof MergeVertex
+                && !(v instanceof DocumentMergeVertex));
+        if (!embedding || !joins) {
+            throw new IllegalStateException("This graph predates document isolation (its embedding or joins would "
+                    + "mix document ids into the activations); restore it with GraphZips.restore, which upgrades it");
+        }
+    }
+
+    private MtpLossLayer lossSettings() {
+        return (MtpLossLayer) graph.getLayer(GraphNames.LM_HEAD).conf().getLayer();
     }
 
     private MtpLossReporting lossLayer() {
