@@ -85,7 +85,7 @@ public final class CheckpointSupport {
      * settings use fewer physical depths than the checkpoint holds ({@code --mtp-depths} below
      * {@code num_nextn_predict_layers}, 0, or {@code --mtp-repeated}), the whole checkpoint is loaded strictly into a
      * model with all its depths and the first depths are copied into the requested model (a note goes to
-     * {@code err}).
+     * {@code err}). The loss head reads document ids from the labels, so that {@code eval} can take packed documents.
      */
     static NemotronV3ForCausalLM load(Path dir, NemotronV3Config config, MtpConfig mtp, DataType type,
                                       boolean allowMissingMtp, PrintWriter err) throws IOException {
@@ -114,7 +114,8 @@ public final class CheckpointSupport {
             MtpConfig all = MtpConfig.fromHf(config, mtp.getLossScalingFactor(), stored, false);
             all.setLossNormalization(mtp.getLossNormalization());
             NemotronV3ForCausalLM source = fromPretrained(dir, all, type, allowMissingMtp, runtime);
-            NemotronV3ForCausalLM model = NemotronV3ForCausalLM.create(config, mtp, type, 12345, runtime);
+            NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(config, mtp, NemotronV3ForCausalLM
+                    .graphBuilder(config, mtp, true).dataType(type).seed(12345).runtime(runtime).build());
             Map<String, INDArray> from = HfStateDictAdapter.parameters(source.graph());
             for (Map.Entry<String, INDArray> e : HfStateDictAdapter.parameters(model.graph()).entrySet()) {
                 INDArray value = from.get(e.getKey());
@@ -139,7 +140,8 @@ public final class CheckpointSupport {
     private static NemotronV3ForCausalLM fromPretrained(Path dir, MtpConfig mtp, DataType type,
                                                         boolean allowMissingMtp, LayerRuntime runtime) throws IOException {
         return NemotronV3ForCausalLM.fromPretrained(dir, NemotronV3ForCausalLM.LoadOptions.defaults()
-                .withMtp(mtp).withDataType(type).withAllowMissingMtp(allowMissingMtp).withRuntime(runtime));
+                .withMtp(mtp).withDataType(type).withAllowMissingMtp(allowMissingMtp).withRuntime(runtime)
+                .withDocumentIdsInLabels(true));     // eval's document_ids keep every depth's targets inside documents
     }
 
     /**

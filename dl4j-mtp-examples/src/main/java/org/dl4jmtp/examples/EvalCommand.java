@@ -45,7 +45,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--batch", required = true, paramLabel = "FILE.safetensors",
             description = "input_ids and labels (int64 [B, T]; labels pre-shifted, -100 = ignore); optionally"
-                    + " document_ids (int64 [B, T], >= 0: validated, not yet used). eval --dump outputs and the tensors"
+                    + " document_ids (int64 [B, T], >= 0: the packed documents of each row, a new one wherever the id"
+                    + " changes; each sees only itself, as in train). eval --dump outputs and the tensors"
                     + " of reference case files are ignored; any other tensor is an error.")
     Path batch;
 
@@ -104,14 +105,10 @@ final class EvalCommand implements Callable<Integer> {
         NemotronV3Config config = CheckpointSupport.readConfig(checkpoint);
         MtpConfig mtp = CheckpointSupport.mtpConfig(config, mtpOptions, lambda, normalization);
         CheckpointSupport.Batch data = CheckpointSupport.readBatch(batch, config.getVocabSize());
-        if (data.documentIds() != null) {
-            cl.getErr().println("note: document_ids is validated but not yet used by eval");
-            cl.getErr().flush();
-        }
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
                 mtpOptions.allowMissingMtp, layerRuntime.get(cl), cl.getErr());
 
-        MtpLossReport report = model.loss(data.inputIds(), data.labels());
+        MtpLossReport report = model.loss(data.inputIds(), data.labels(), data.documentIds());
         if (dump != null) {
             writeDump(model, data);
         }
@@ -153,7 +150,7 @@ final class EvalCommand implements Callable<Integer> {
 
     private void writeDump(NemotronV3ForCausalLM model, CheckpointSupport.Batch data) throws java.io.IOException {
         Map<String, INDArray> tensors = new LinkedHashMap<>();
-        NemotronV3ForCausalLM.ForwardResult fwd = model.forward(data.inputIds());
+        NemotronV3ForCausalLM.ForwardResult fwd = model.forward(data.inputIds(), data.documentIds());
         tensors.put("logits_main", fwd.mainLogits());
         tensors.put("hidden_final", fwd.hiddenFinal());
         for (int d = 1; d <= fwd.mtpLogits().size(); d++) {
@@ -166,7 +163,7 @@ final class EvalCommand implements Callable<Integer> {
             PrintStream stdout = System.out;
             System.setOut(new PrintStream(OutputStream.nullOutputStream())); // SameDiff prints every op it differentiates
             try {
-                gradients = model.gradients(data.inputIds(), data.labels());
+                gradients = model.gradients(data.inputIds(), data.labels(), data.documentIds());
             } finally {
                 System.setOut(stdout);
             }

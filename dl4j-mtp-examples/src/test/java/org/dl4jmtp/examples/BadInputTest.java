@@ -104,12 +104,23 @@ class BadInputTest {
     }
 
     @Test
-    void evalAcceptsDocumentIdsWithANote() throws IOException {
-        Path file = batch("docs.safetensors", batchWith("document_ids",
-                Nd4j.createFromArray(new long[][]{{0, 0, 1}, {2, 2, 2}})));
-        Run r = eval(file);
-        assertEquals(0, r.exitCode(), r.describe());
-        assertTrue(r.err().contains("note: document_ids is validated but not yet used by eval"), r.err());
+    void evalIsolatesTheDocumentsOfDocumentIds() throws IOException {
+        Run split = eval(batch("docs.safetensors", batchWith("document_ids",
+                Nd4j.createFromArray(new long[][]{{0, 1, 1}, {2, 2, 2}}))));
+        Run whole = eval(batch("whole.safetensors", batchWith("document_ids",
+                Nd4j.createFromArray(new long[][]{{4, 4, 4}, {2, 2, 2}}))));
+        Run none = eval(batch("none.safetensors", new LinkedHashMap<>(Map.of("input_ids", IDS, "labels", LABELS))));
+        for (Run r : List.of(split, whole, none)) {
+            assertEquals(0, r.exitCode(), r.describe());
+        }
+        // one document per row is what eval computes without document ids; a boundary in row 0 changes the loss of
+        // position 1, which then sees only itself
+        assertEquals(lossMain(none), lossMain(whole), 1e-12);
+        assertTrue(Math.abs(lossMain(split) - lossMain(none)) > 1e-6, split.out() + " vs " + none.out());
+    }
+
+    private static double lossMain(Run r) throws IOException {
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out()).get("loss_main").asDouble();
     }
 
     // ---- generate ----

@@ -25,7 +25,6 @@ import java.util.Arrays;
 public final class Documents {
 
     private final INDArray segments;   // [B, T] in the activations' type
-    private int[][] host;              // the same on the host, read once when a tile decision needs it
 
     private Documents(INDArray segments) {
         this.segments = segments;
@@ -79,9 +78,7 @@ public final class Documents {
 
     /** The same documents with their array placed in {@code cache} (for a backprop that reads them later). */
     public Documents keptIn(RowMixer.Cache cache) {
-        Documents kept = new Documents(cache.keep(segments));
-        kept.host = host;
-        return kept;
+        return new Documents(cache.keep(segments));
     }
 
     /** [B, T] segment numbers. */
@@ -121,19 +118,12 @@ public final class Documents {
     }
 
     /**
-     * True when no query position in [q0, q1) shares a document with a key position in [k0, k1), k1 ≤ q1, in any row:
-     * a tile of attention scores that is entirely masked. Segments grow along a row, so this is seg[k1−1] &lt; seg[q0].
+     * True when no query position from q0 on shares a document with a key position before k1 ≤ q0, in any row: a
+     * tile of attention scores that is entirely masked. Segments grow along a row, so this is seg[k1−1] &lt; seg[q0]
+     * in every row (one boolean reduction, no copy to the host).
      */
     public boolean disjoint(int q0, int k1) {
-        if (host == null) {
-            host = segments.toIntMatrix();
-        }
-        for (int[] row : host) {
-            if (row[k1 - 1] >= row[q0]) {
-                return false;
-            }
-        }
-        return true;
+        return segments.getColumn(k1 - 1).lt(segments.getColumn(q0)).all();
     }
 
     /**

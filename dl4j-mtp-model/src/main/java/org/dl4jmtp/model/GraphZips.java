@@ -1,15 +1,20 @@
 package org.dl4jmtp.model;
 
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.conf.graph.MergeVertex;
+import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
 import org.dl4jmtp.block.BlockConfig;
 import org.dl4jmtp.block.NemotronV3BlockLayer;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.graph.DocumentMergeVertex;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.RuntimeSelectable;
+import org.dl4jmtp.layers.TokenEmbeddingLayer;
 import org.dl4jmtp.mtp.MtpDepthLayer;
+import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
 import org.nd4j.shade.jackson.databind.JsonNode;
 import org.nd4j.shade.jackson.databind.ObjectMapper;
 import org.nd4j.shade.jackson.databind.node.ArrayNode;
@@ -90,6 +95,7 @@ public final class GraphZips {
         JsonNode root = mapper.readTree(json);
         boolean changed = false;
         for (JsonNode vertex : root.path("vertices")) {
+            changed |= passDocumentIds(vertex);
             JsonNode layer = vertex.path("layerConf").path("layer");
             if (!(layer instanceof ObjectNode)) {
                 continue;
@@ -119,6 +125,30 @@ public final class GraphZips {
             }
         }
         return changed ? mapper.writeValueAsString(root) : json;
+    }
+
+    /**
+     * Graphs from before document isolation: DL4J's embedding layer (which multiplies its output by the input mask)
+     * becomes {@link TokenEmbeddingLayer} and DL4J's merges (which OR their masks) {@link DocumentMergeVertex}, so
+     * that document ids reach every layer. Same parameters, same results without document ids.
+     */
+    private static boolean passDocumentIds(JsonNode vertex) {
+        if (!(vertex instanceof ObjectNode)) {
+            return false;
+        }
+        if (MergeVertex.class.getName().equals(vertex.path("@class").asText())) {
+            ((ObjectNode) vertex).put("@class", DocumentMergeVertex.class.getName());
+            return true;
+        }
+        JsonNode layer = vertex.path("layerConf").path("layer");
+        if (layer instanceof ObjectNode && EmbeddingSequenceLayer.class.getName().equals(layer.path("@class").asText())) {
+            JsonNode preProcessor = vertex.path("preProcessor");
+            boolean mtpInput = MtpInputIdsPreProcessor.class.getName().equals(preProcessor.path("@class").asText());
+            ((ObjectNode) layer).put("@class", TokenEmbeddingLayer.class.getName());
+            ((ObjectNode) layer).put("parts", mtpInput ? preProcessor.path("depths").asInt() + 1 : 1);
+            return true;
+        }
+        return false;
     }
 
     /** Replaces a layer's whole HF config by the settings of its block(s). */

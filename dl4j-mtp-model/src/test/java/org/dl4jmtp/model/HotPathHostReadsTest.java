@@ -39,6 +39,10 @@ class HotPathHostReadsTest {
             "org.dl4jmtp.moe.SparseMoe",
             "org.dl4jmtp.moe.MoeRouting",
             "org.dl4jmtp.mlp.Relu2Mlp",
+            // packed documents: segment numbers, the masks made from them and the layers that pass them on
+            "org.dl4jmtp.layers.Documents",
+            "org.dl4jmtp.layers.TokenEmbeddingLayer",
+            "org.dl4jmtp.graph.DocumentMergeVertex",
             // the weight-tied MTP depth: fusion, its sublayer blocks and final norm, once per iteration
             "org.dl4jmtp.mtp.ExplicitMtpDepth",
             // the activation/backprop plumbing of the block and the MTP depth

@@ -18,6 +18,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.MultiDataSet;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.learning.config.NoOp;
 
 import java.util.ArrayList;
@@ -156,6 +157,11 @@ class MtpGradientCheckTest {
      * then the directional-derivative check of every layer.
      */
     private static void assertGradientsPass(ComputationGraph graph, String... elementwiseHfKeys) {
+        assertGradientsPass(graph, new MultiDataSet(ids(), labels()), elementwiseHfKeys);
+    }
+
+    /** {@link #assertGradientsPass(ComputationGraph, String...)} on {@code data} (its features mask included). */
+    private static void assertGradientsPass(ComputationGraph graph, MultiDataSet data, String... elementwiseHfKeys) {
         assertEquals(DataType.DOUBLE, graph.params().dataType());
         Map<String, String> variables = HfStateDictAdapter.dl4jVariableNames(graph);
         Set<String> checked = new HashSet<>();
@@ -167,8 +173,9 @@ class MtpGradientCheckTest {
         exclude.removeAll(checked);
         boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.GraphConfig()
                 .net(graph)
-                .inputs(new INDArray[]{ids()})
-                .labels(new INDArray[]{labels()})
+                .inputs(data.getFeatures())
+                .labels(data.getLabels())
+                .inputMask(data.getFeaturesMaskArrays())
                 .epsilon(EPS)
                 .maxRelError(MAX_REL_ERROR)
                 .minAbsoluteError(MIN_ABS_ERROR)
@@ -176,17 +183,17 @@ class MtpGradientCheckTest {
                 .exitOnFirstError(false)
                 .excludeParams(exclude));
         assertTrue(ok, "GradientCheckUtil failed for " + checked + " (see the log for the failing elements)");
-        assertDirectionalDerivatives(graph);
+        assertDirectionalDerivatives(graph, data);
     }
 
     /**
      * For every layer with parameters: (L(θ+εu) − L(θ−εu)) / 2ε == g·u for a random unit u over its parameters, where
      * L is {@code score()} and g the gradient as the updater sees it (raw gradient / minibatch size).
      */
-    private static void assertDirectionalDerivatives(ComputationGraph graph) {
-        MultiDataSet data = new MultiDataSet(ids(), labels());
+    private static void assertDirectionalDerivatives(ComputationGraph graph, MultiDataSet data) {
         graph.setInputs(data.getFeatures());
         graph.setLabels(data.getLabels());
+        graph.setLayerMaskArrays(data.getFeaturesMaskArrays(), null);
         graph.computeGradientAndScore();
         // DL4J's convention, which GradientCheckUtil checks and fit() relies on: the updater divides the raw gradient
         // of computeGradientAndScore() by the minibatch size, and that must be d score / dθ
@@ -220,6 +227,27 @@ class MtpGradientCheckTest {
             }
         }
         assertTrue(failures.isEmpty(), "directional derivative mismatch:\n  " + String.join("\n  ", failures));
+    }
+
+    /**
+     * Packed documents: row 0 holds documents of 2 and 4 tokens, row 1 of 5 and 1 (ids in the input mask and in label
+     * channel 1); Mamba2 and attention in the backbone and in both MTP depths.
+     */
+    @Test
+    void packedDocuments() {
+        NemotronV3Config cfg = tinyConfig("M*", "M*", 2);
+        MtpConfig mtp = mtp(2, "M*", false, MtpLossNormalization.MAIN_LABEL_COUNT);
+        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(cfg, mtp, true)
+                .dataType(DataType.DOUBLE).updater(new NoOp()).seed(43).build();
+        perturb(graph, 43);
+        INDArray documents = Nd4j.createFromArray(new double[][]{{0, 0, 1, 1, 1, 1}, {5, 5, 5, 5, 5, 2}});
+        INDArray labels = Nd4j.zeros(DataType.DOUBLE, 2, 2, 6);
+        labels.get(NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all()).assign(labels().reshape(2, 6));
+        labels.get(NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all()).assign(documents);
+        MultiDataSet data = new MultiDataSet(new INDArray[]{ids()}, new INDArray[]{labels},
+                new INDArray[]{documents}, null);
+        assertGradientsPass(graph, data, "backbone.layers.0.mixer.conv1d.weight", "backbone.layers.0.mixer.dt_bias",
+                "backbone.layers.1.mixer.k_proj.weight", "mtp.layers.0.mixer.A_log", "mtp.layers.3.mixer.q_proj.weight");
     }
 
     @Test

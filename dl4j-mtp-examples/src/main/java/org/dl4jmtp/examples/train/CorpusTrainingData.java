@@ -1,6 +1,7 @@
 package org.dl4jmtp.examples.train;
 
 import org.dl4jmtp.examples.data.Corpus;
+import org.dl4jmtp.examples.data.DocumentIsolation;
 import org.dl4jmtp.examples.data.PackedSequenceIterator;
 import org.dl4jmtp.examples.data.TokenStream;
 import org.dl4jmtp.examples.data.Tokenizer;
@@ -21,14 +22,22 @@ public final class CorpusTrainingData implements TrainingData {
         this.tokenizer = tokenizer;
         this.options = options;
         this.split = TokenStream.encode(corpus, tokenizer).split(validationFraction);
-        this.validation = PackedSequenceIterator.validation(split.validation(), options.batchSize(), options.seqLen(),
-                options.evalBatches(), options.nd4jDataType());
+        this.validation = isolated(PackedSequenceIterator.validation(split.validation(), options.batchSize(),
+                options.seqLen(), options.evalBatches(), options.nd4jDataType()));
+    }
+
+    /** The iterator with the documents isolated when the run isolates them. */
+    private PackedSequenceIterator isolated(PackedSequenceIterator it) {
+        if (options.documentIsolation()) {
+            it.setPreProcessor(new DocumentIsolation());
+        }
+        return it;
     }
 
     @Override
     public MultiDataSetIterator training(long firstBatch) {
-        PackedSequenceIterator it = PackedSequenceIterator.training(split.train(), options.batchSize(), options.seqLen(),
-                options.seed(), options.steps(), options.nd4jDataType());
+        PackedSequenceIterator it = isolated(PackedSequenceIterator.training(split.train(), options.batchSize(),
+                options.seqLen(), options.seed(), options.steps(), options.nd4jDataType()));
         it.setNextBatchIndex(firstBatch);
         return it;
     }
@@ -46,9 +55,10 @@ public final class CorpusTrainingData implements TrainingData {
 
     @Override
     public String describe() {
-        return String.format("corpus %s (%d documents, %,d bytes), tokenizer %s, %,d training / %,d validation tokens",
-                corpus.name(), corpus.size(), corpus.totalBytes(), tokenizer.name(), split.train().length(),
-                split.validation().length());
+        return String.format("corpus %s (%d documents, %,d bytes), tokenizer %s, %,d training / %,d validation tokens,"
+                + " packed documents %s", corpus.name(), corpus.size(), corpus.totalBytes(), tokenizer.name(),
+                split.train().length(), split.validation().length(),
+                options.documentIsolation() ? "isolated" : "not isolated (--no-doc-isolation)");
     }
 
     public DataType dataType() {

@@ -92,6 +92,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--replicas", description = "Compute each step on this many slices of the batch in parallel"
             + " threads (exact; default: one per core, at most the batch size, for models large enough to gain;"
             + " else 1).") Integer replicas;
+    @Option(names = "--no-doc-isolation", description = "Let the documents packed into a window see each other in "
+            + "attention, the Mamba2 conv and the SSM state (default: each sees only itself, as the reference's packed "
+            + "training does; the loss keeps its targets inside the documents either way).")
+    boolean noDocIsolation;
     @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
     @Option(names = "--save-dtype", paramLabel = "DTYPE", defaultValue = "float32",
             description = "dtype of the final HF export in <out>/hf: float32 (default), bfloat16 or float16"
@@ -168,7 +172,7 @@ public final class TrainCommand implements Callable<Integer> {
             throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
         }
         return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName());
+                checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName(), !noDocIsolation);
     }
 
     /**

@@ -17,10 +17,21 @@ package org.dl4jmtp.examples.train;
  * @param keepCheckpoints  checkpoints kept on disk
  * @param dataType         FLOAT or DOUBLE
  * @param runtime          the layers' runtime, {@code explicit} or {@code samediff} (absent in older run files: explicit)
+ * @param documentIsolation each packed document sees only itself (absent in older run files, which trained without:
+ *                          false, so that they resume as they ran)
  */
 public record TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps,
                            double minLrRatio, double gradientClip, long seed, int evalEvery, int evalBatches,
-                           int checkpointEvery, int keepCheckpoints, String dataType, String runtime) {
+                           int checkpointEvery, int keepCheckpoints, String dataType, String runtime,
+                           Boolean documentIsolation) {
+
+    /** The settings with document isolation on (the default of {@code train}). */
+    public TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps, double minLrRatio,
+                        double gradientClip, long seed, int evalEvery, int evalBatches, int checkpointEvery,
+                        int keepCheckpoints, String dataType, String runtime) {
+        this(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed, evalEvery, evalBatches,
+                checkpointEvery, keepCheckpoints, dataType, runtime, true);
+    }
 
     /** The settings on the explicit runtime (the form before the runtime was selectable). */
     public TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps, double minLrRatio,
@@ -31,6 +42,7 @@ public record TrainOptions(int steps, int batchSize, int seqLen, double learning
     }
 
     public TrainOptions {
+        documentIsolation = documentIsolation != null && documentIsolation;
         runtime = (runtime == null ? org.dl4jmtp.layers.LayerRuntime.EXPLICIT
                 : org.dl4jmtp.layers.LayerRuntime.parse(runtime)).cliName();
         if (steps <= 0 || batchSize <= 0 || seqLen <= 1) {
