@@ -13,6 +13,9 @@ import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.api.MultiDataSet;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -22,6 +25,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -66,6 +71,22 @@ class TrainerTest {
         ComputationGraph saved = CheckpointStore.restore(new CheckpointStore(dir, 5).latest().orElseThrow());
         MtpLossLayer head = (MtpLossLayer) saved.getLayer(GraphNames.LM_HEAD).conf().getLayer();
         assertTrue(head.isDocumentIdsInLabels(), "the trainer's loss head reads the document-id channel");
+    }
+
+    @Test
+    void packedDocumentsAreIsolatedUnlessTurnedOff() {
+        Corpus corpus = Corpus.synthetic(5, 3, 3000);
+        TrainOptions isolated = options(2, 2, 2, "FLOAT");
+        assertTrue(isolated.documentIsolation(), "isolation is the default");
+        MultiDataSet batch = data(corpus, isolated).training(0).next();
+        INDArray documents = batch.getLabels(0).get(NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all());
+        assertNotNull(batch.getFeaturesMaskArrays(), "the document ids are the input mask");
+        assertEquals(documents, batch.getFeaturesMaskArray(0));
+        assertTrue(documents.maxNumber().doubleValue() > documents.minNumber().doubleValue(),
+                "the batch packs more than one document");
+
+        TrainOptions open = new TrainOptions(2, 8, 32, 1e-2, 5, 0.1, 1.0, 7, 2, 4, 2, 5, "FLOAT", "explicit", false);
+        assertNull(data(corpus, open).training(0).next().getFeaturesMaskArrays(), "--no-doc-isolation: no mask");
     }
 
     @Test
