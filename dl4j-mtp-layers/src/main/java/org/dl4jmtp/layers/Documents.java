@@ -2,6 +2,7 @@ package org.dl4jmtp.layers;
 
 import org.nd4j.autodiff.samediff.SDVariable;
 import org.nd4j.autodiff.samediff.SameDiff;
+import org.nd4j.enums.PadMode;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -154,14 +155,14 @@ public final class Documents {
      * which is one document per row).
      */
     public static SDVariable segments(SameDiff sd, SDVariable documentIds) {
-        SDVariable later = sd.stridedSlice(documentIds, new long[]{0, 1}, new long[]{0, 0}, new long[]{1, 1},
-                0b01, 0b11, 0, 0, 0);                                             // ids[:, 1:]
-        SDVariable earlier = sd.stridedSlice(documentIds, new long[]{0, 0}, new long[]{0, -1}, new long[]{1, 1},
-                0b11, 0b01, 0, 0, 0);                                             // ids[:, :-1]
-        SDVariable changes = later.neq(earlier).castTo(documentIds.dataType());
-        SDVariable first = sd.stridedSlice(documentIds, new long[]{0, 0}, new long[]{0, 1}, new long[]{1, 1},
-                0b11, 0b01, 0, 0, 0).mul(0.0);                                    // a zero column
-        return M21Workarounds.cumsumAlongAxis(sd, sd.concat(1, first, changes), 1, 2);
+        // each position's predecessor, the first position its own (a symmetric pad repeats the edge): no empty
+        // arrays at T = 1, which M2.1's ops reject
+        SDVariable padded = sd.nn().pad(documentIds, sd.constant(Nd4j.createFromArray(new long[][]{{0, 0}, {1, 0}})),
+                PadMode.SYMMETRIC, 0.0);
+        SDVariable previous = sd.stridedSlice(padded, new long[]{0, 0}, new long[]{0, -1}, new long[]{1, 1},
+                0b11, 0b01, 0, 0, 0);                                             // padded[:, :-1]
+        SDVariable changes = documentIds.neq(previous).castTo(documentIds.dataType());
+        return M21Workarounds.cumsumAlongAxis(sd, changes, 1, 2);
     }
 
     /** [A, I] and [A, J] segments → [A, I, J]: 0 where equal, −value elsewhere. */

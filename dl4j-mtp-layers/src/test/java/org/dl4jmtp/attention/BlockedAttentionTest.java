@@ -1,6 +1,7 @@
 package org.dl4jmtp.attention;
 
 import org.dl4jmtp.layers.DoublePrecisionSingleThread;
+import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -16,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -62,7 +64,12 @@ class BlockedAttentionTest {
     /** Output, input gradient and parameter gradients (keys as the parameters) of one forward + backward pass. */
     private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
                                              INDArray gradOut) {
-        RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, RowMixer.Cache.CURRENT_SCOPE);
+        return run(mixer, params, x, gradOut, null);
+    }
+
+    private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
+                                             INDArray gradOut, Documents documents) {
+        RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, documents, RowMixer.Cache.CURRENT_SCOPE);
         Map<String, INDArray> gradients = new LinkedHashMap<>();
         for (Map.Entry<String, INDArray> e : params.entrySet()) {
             gradients.put(e.getKey(), Nd4j.valueArrayOf(e.getValue().shape(), Double.NaN, DataType.DOUBLE));
@@ -117,6 +124,36 @@ class BlockedAttentionTest {
     void withoutBiasInsideAWorkspace() {
         assertSame(config(4, 2, 3, false), 10, true);
         assertSame(config(4, 1, 2, false), 9, true);
+    }
+
+    /**
+     * Packed documents over several blocks (T = 10, blocks of 4): row 0 splits at 4, row 1 at 3 and 8, so the tile of
+     * queries 8–9 and keys 0–3 holds no pair of one document in either row and is skipped; the others are masked.
+     */
+    @Test
+    void packedDocumentsSkipAndMaskTiles() {
+        int time = 10;
+        Documents documents = Documents.of(Nd4j.createFromArray(new double[][]{
+                {0, 0, 0, 0, 1, 1, 1, 1, 1, 1},
+                {0, 0, 0, 1, 1, 1, 1, 1, 2, 2}}), BATCH, time, DataType.DOUBLE);
+        assertTrue(documents.disjoint(8, 4), "the tile (queries 8-9, keys 0-3) is skipped");
+        assertFalse(documents.disjoint(4, 4), "row 1 has queries 4-7 and key 3 in one document");
+        for (AttentionConfig c : new AttentionConfig[]{config(4, 2, 3, true), config(4, 1, 2, false)}) {
+            Map<String, INDArray> params = params(c, 3);
+            INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
+            INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
+            Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE), params,
+                    x, gradOut, documents);
+            Map<String, INDArray> blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut,
+                    documents);
+            Map<String, INDArray> unisolated = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
+            for (String key : dense.keySet()) {
+                double diff = dense.get(key).sub(blocked.get(key)).amaxNumber().doubleValue();
+                assertTrue(diff <= TOLERANCE, key + ": max |dense − blocked| = " + diff);
+            }
+            assertTrue(dense.get("output").sub(unisolated.get("output")).amaxNumber().doubleValue() > 1e-3,
+                    "the documents change the output");
+        }
     }
 
     /** The comparison can fail: a block size that mis-tiles (no mask on a tile) would differ — here, another model. */
