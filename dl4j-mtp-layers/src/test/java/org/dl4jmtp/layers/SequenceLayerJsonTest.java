@@ -4,8 +4,6 @@ import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.RNNFormat;
 import org.deeplearning4j.nn.conf.graph.GraphVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
-import org.deeplearning4j.nn.conf.graph.MergeVertex;
-import org.deeplearning4j.nn.conf.layers.EmbeddingSequenceLayer;
 import org.deeplearning4j.nn.conf.layers.RnnOutputLayer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.util.ModelSerializer;
@@ -14,6 +12,7 @@ import org.dl4jmtp.block.NemotronV3BlockLayer;
 import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.graph.DocumentMergeVertex;
 import org.dl4jmtp.graph.NemotronV3GraphBuilder;
 import org.dl4jmtp.mtp.MtpDepthLayer;
 import org.dl4jmtp.mtp.MtpInputIdsPreProcessor;
@@ -117,10 +116,10 @@ class SequenceLayerJsonTest {
         for (boolean repeated : new boolean[]{false, true}) {
             ComputationGraphConfiguration conf = builder(2, repeated).buildConfiguration();
             assertTrue(layerAndVertexTypes(conf).containsAll(Set.of(
-                    EmbeddingSequenceLayer.class.getSimpleName(), MtpInputIdsPreProcessor.class.getSimpleName(),
+                    TokenEmbeddingLayer.class.getSimpleName(), MtpInputIdsPreProcessor.class.getSimpleName(),
                     TimeSliceLayer.class.getSimpleName(), NemotronV3BlockLayer.class.getSimpleName(), RmsNormLayer.class.getSimpleName(),
                     (repeated ? MtpDepthLayer.class : LinearLayer.class).getSimpleName(),
-                    MergeVertex.class.getSimpleName(), RnnOutputLayer.class.getSimpleName())),
+                    DocumentMergeVertex.class.getSimpleName(), RnnOutputLayer.class.getSimpleName())),
                     layerAndVertexTypes(conf).toString());
 
             String json = conf.toJson();
