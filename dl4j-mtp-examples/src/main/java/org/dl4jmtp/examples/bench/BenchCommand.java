@@ -7,6 +7,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.config.MtpConfig;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.LayerRuntimeOption;
+import org.dl4jmtp.examples.launch.IntraOpThreads;
 import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.model.DataParallelGraph;
@@ -177,6 +178,8 @@ public class BenchCommand implements Callable<Integer> {
         if (replicas == null) {
             replicas = ReplicaPolicy.defaultReplicas(config, mtp, batch, seqLen);
         }
+        int threadsPerReplica = ReplicaPolicy.threadsPerReplica(config, mtp, batch, seqLen, replicas);
+        boolean threadsSet = IntraOpThreads.applyIfAuto(threadsPerReplica);
         long buildStart = System.nanoTime();
         LayerRuntime runtime = layerRuntime.get(spec == null ? null : spec.commandLine());
         if (opProfileTop > 0 && runtime != LayerRuntime.SAMEDIFF) {
@@ -301,6 +304,7 @@ public class BenchCommand implements Callable<Integer> {
         res.put("loss_first_last", List.of(losses.get(0), losses.get(losses.size() - 1)));
         res.put("graph_build_s", buildSeconds);
         res.put("replicas", replicas);
+        res.put("intra_op_threads", threadsSet ? threadsPerReplica : null);
         res.put("env", environment());
         if (profiler != null) {
             res.put("op_profile", profiler.report(stepSeconds.size(), opProfileTop));

@@ -14,9 +14,12 @@ import java.util.Set;
  *   <li>{@code GLIBC_TUNABLES}: glibc keeps freed memory instead of handing it back to the kernel (no mmap for big
  *       blocks, one arena, no trimming): every page returned costs a page fault when ND4J allocates again.</li>
  *   <li>{@code OMP_WAIT_POLICY=PASSIVE}: idle OpenMP threads sleep instead of spinning on the cores BLAS needs.</li>
- *   <li>{@code OMP_NUM_THREADS=1}, {@code OPENBLAS_NUM_THREADS=1} for {@code train} and {@code bench}, whose
- *       replicas use the cores (one replica per core, each single-threaded, is faster than threads inside ops on
- *       models of this size).</li>
+ *   <li>For {@code train} and {@code bench}, both thread pools at the core count and {@value IntraOpThreads#AUTO}=1:
+ *       the command then sets the threads inside each op once it knows its replicas ({@link IntraOpThreads}): one
+ *       per replica when replicas use the cores (one single-threaded replica per core is faster than threads inside
+ *       ops on models of this size), all of them for a single replica of a large step (batch 1). A user's own
+ *       {@code OMP_NUM_THREADS} or {@code OPENBLAS_NUM_THREADS} is kept, the other pool then single-threaded as
+ *       before, and nothing is changed at run time.</li>
  *   <li>{@code OPENBLAS_CORETYPE} from the CPU's flags ({@link CpuKernels}), for kernels ND4J's OpenBLAS would not
  *       pick itself.</li>
  *   <li>A Java heap of at most 2 GiB (the data lives off-heap; a large idle heap delays the collection that frees
@@ -52,8 +55,15 @@ public final class ProcessTuning {
         }
         putIfUnset(env, environment, "OMP_WAIT_POLICY", "PASSIVE");
         if ("train".equals(command) || "bench".equals(command)) {
-            putIfUnset(env, environment, "OMP_NUM_THREADS", "1");
-            putIfUnset(env, environment, "OPENBLAS_NUM_THREADS", "1");
+            if (!environment.containsKey("OMP_NUM_THREADS") && !environment.containsKey("OPENBLAS_NUM_THREADS")) {
+                String cores = String.valueOf(Runtime.getRuntime().availableProcessors());
+                env.put("OMP_NUM_THREADS", cores);
+                env.put("OPENBLAS_NUM_THREADS", cores);
+                env.put(IntraOpThreads.AUTO, "1");
+            } else {
+                putIfUnset(env, environment, "OMP_NUM_THREADS", "1");
+                putIfUnset(env, environment, "OPENBLAS_NUM_THREADS", "1");
+            }
         }
         if (!environment.containsKey("OPENBLAS_CORETYPE")) {
             CpuKernels.openBlasCoreType(cpuFlags).ifPresent(type -> env.put("OPENBLAS_CORETYPE", type));

@@ -21,7 +21,24 @@ public final class ReplicaPolicy {
     }
 
     public static int defaultReplicas(NemotronV3Config config, MtpConfig mtp, int batchSize, int seqLen) {
-        double stepFlops = Flops.of(config, mtp, seqLen).trainPerToken() * batchSize * seqLen;
-        return stepFlops < MIN_PARALLEL_STEP_FLOPS ? 1 : DataParallelGraph.defaultReplicas(batchSize);
+        return stepFlops(config, mtp, batchSize, seqLen) < MIN_PARALLEL_STEP_FLOPS ? 1
+                : DataParallelGraph.defaultReplicas(batchSize);
+    }
+
+    /**
+     * Threads inside each op ({@link IntraOpThreads}) for a step computed by {@code replicas} replicas: 1 when replicas
+     * share out the cores or the step is too small to gain, else (one replica of a large step, e.g. a batch of one long
+     * sequence) every core.
+     */
+    public static int threadsPerReplica(NemotronV3Config config, MtpConfig mtp, int batchSize, int seqLen,
+                                        int replicas) {
+        if (replicas > 1 || stepFlops(config, mtp, batchSize, seqLen) < MIN_PARALLEL_STEP_FLOPS) {
+            return 1;
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    private static double stepFlops(NemotronV3Config config, MtpConfig mtp, int batchSize, int seqLen) {
+        return Flops.of(config, mtp, seqLen).trainPerToken() * batchSize * seqLen;
     }
 }

@@ -11,6 +11,7 @@ import org.dl4jmtp.examples.data.Corpus;
 import org.dl4jmtp.examples.data.CorpusUnavailableException;
 import org.dl4jmtp.examples.data.HuggingFaceJsonTokenizer;
 import org.dl4jmtp.examples.data.Tokenizer;
+import org.dl4jmtp.examples.launch.IntraOpThreads;
 import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import org.dl4jmtp.examples.ui.TrainingUi;
 import org.dl4jmtp.ui.MtpDashboard;
@@ -147,9 +148,13 @@ public final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The replicas, with the threads inside each op set to match ({@link IntraOpThreads}). */
     private int replicasFor(NemotronV3Config model, MtpConfig mtp, TrainOptions options) {
-        return replicas != null ? replicas
+        int count = replicas != null ? replicas
                 : ReplicaPolicy.defaultReplicas(model, mtp, options.batchSize(), options.seqLen());
+        IntraOpThreads.applyIfAuto(ReplicaPolicy.threadsPerReplica(model, mtp, options.batchSize(), options.seqLen(),
+                count));
+        return count;
     }
 
     private NemotronV3Config modelConfig() throws IOException {

@@ -36,8 +36,11 @@ class ProcessTuningTest {
     @Test
     void anUnsetEnvironmentGetsTheTunedSettings() {
         ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train");
+        // both pools start at the core count; the command lowers them once it knows its replicas (IntraOpThreads)
+        String cores = String.valueOf(Runtime.getRuntime().availableProcessors());
         assertEquals(Map.of("GLIBC_TUNABLES", ProcessTuning.GLIBC_MALLOC, "OMP_WAIT_POLICY", "PASSIVE",
-                "OMP_NUM_THREADS", "1", "OPENBLAS_NUM_THREADS", "1", "OPENBLAS_CORETYPE", "SKYLAKEX"), plan.environment());
+                "OMP_NUM_THREADS", cores, "OPENBLAS_NUM_THREADS", cores, IntraOpThreads.AUTO, "1",
+                "OPENBLAS_CORETYPE", "SKYLAKEX"), plan.environment());
         assertEquals(List.of("-Xmx2048m", "-Dorg.bytedeco.javacpp.maxbytes=" + (MEMORY / 2),
                 "-Dorg.bytedeco.javacpp.maxphysicalbytes=" + (MEMORY / 10 * 9)), plan.jvmOptions());
     }
@@ -75,6 +78,19 @@ class ProcessTuningTest {
         assertEquals(1, ReplicaPolicy.defaultReplicas(tiny, MtpConfig.fromHf(tiny), 8, 128));
         NemotronV3Config small = Presets.byName("small");
         assertEquals(DataParallelGraph.defaultReplicas(8), ReplicaPolicy.defaultReplicas(small, MtpConfig.fromHf(small), 8, 256));
+    }
+
+    /** Threads inside ops: one per replica when replicas share the cores, all cores for one replica of a large step. */
+    @Test
+    void threadsInsideOpsOnlyForOneReplicaOfALargeStep() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        NemotronV3Config small = Presets.byName("small");
+        MtpConfig mtp = MtpConfig.fromHf(small);
+        assertEquals(1, ReplicaPolicy.threadsPerReplica(small, mtp, 8, 256, 2), "replicas use the cores");
+        assertEquals(cores, ReplicaPolicy.threadsPerReplica(small, mtp, 1, 8192, 1), "batch 1, long sequence");
+        assertEquals(cores, ReplicaPolicy.threadsPerReplica(small, mtp, 8, 256, 1), "--replicas 1 on a large step");
+        NemotronV3Config tiny = Presets.byName("tiny");
+        assertEquals(1, ReplicaPolicy.threadsPerReplica(tiny, MtpConfig.fromHf(tiny), 1, 128, 1), "a step too small");
     }
 
     @Test
