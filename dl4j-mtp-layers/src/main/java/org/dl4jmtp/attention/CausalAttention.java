@@ -32,20 +32,18 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         final INDArray queries;   // [B, nkv, r·T, hd], scaled by 1/√hd
         final INDArray keys;      // [B, nkv, T, hd]
         final INDArray values;    // [B, nkv, T, hd]
-        final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null
-        final INDArray logSumExp; // [B, nkv, r·T] on the blocked path, else null
+        final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null (blocked)
         final INDArray context;   // [n, nq·hd] before o_proj
         final Documents documents; // null: one document per row
 
         private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
-                        INDArray logSumExp, INDArray context, Documents documents) {
+                        INDArray context, Documents documents) {
             this.input = input;
             this.batch = batch;
             this.queries = queries;
             this.keys = keys;
             this.values = values;
             this.probs = probs;
-            this.logSumExp = logSumExp;
             this.context = context;
             this.documents = documents;
         }
@@ -86,19 +84,17 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
 
         INDArray probs = null;
-        INDArray logSumExp = null;
         INDArray folded;
         if (time <= denseUpTo) {
             probs = denseProbs(queries, keys, documents, cache);
             folded = Nd4j.matmul(probs, values);
         } else {
             folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
-            logSumExp = cache.createUninitialized(x.dataType(), batch, kvHeads, queries.size(2));
-            blocked(documents).forward(queries, keys, values, folded, logSumExp);
+            blocked(documents).forward(queries, keys, values, folded);
         }
         INDArray context = fromHeads(folded, batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
-                new Forward(x, batch, queries, keys, values, probs, logSumExp, context, documents));
+                new Forward(x, batch, queries, keys, values, probs, context, documents));
     }
 
     /** The dense softmax(Q·Kᵀ + causal mask (+ document mask)) [B, nkv, r·T, T], in the cache's memory. */
@@ -148,7 +144,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
             gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());
             gradValues = Nd4j.zeros(f.values.dataType(), f.values.shape());
-            blocked(f.documents).backward(f.queries, f.keys, f.values, f.logSumExp, gradFolded, rowDot(gradContext, f.context,
+            blocked(f.documents).backward(f.queries, f.keys, f.values, gradFolded, rowDot(gradContext, f.context,
                     batch, time), scale(), gradQueries, gradKeys, gradValues);
         }
 
