@@ -66,6 +66,8 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private final Path path;
     private final FileChannel channel;
+    /** Reused by {@link #readInto}: one block of file bytes (grown as needed). */
+    private ByteBuffer readBuffer;
     private final long dataStart;
     private final Map<String, SafetensorsTensorInfo> tensors;
     private final Map<String, String> metadata;
@@ -228,22 +230,36 @@ public final class SafetensorsFile implements AutoCloseable {
         if (count == 0) {
             return;
         }
-        SafetensorsDType dtype = info.dtype();
-        DataType loaded = dtype.loadedDataType();
-        int fileWidth = dtype.byteSize();
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             if (!isCContiguous(dest)) {
                 // e.g. DL4J's 'f'-ordered embedding matrix; ND4J's interval views of strided arrays are unreliable
-                INDArray staged = Nd4j.createUninitializedDetached(dest.dataType(), dest.shape());
-                readInto(name, firstElement, staged, chunkBytes);
-                dest.assign(staged);
+                try (INDArray staged = Nd4j.createUninitializedDetached(dest.dataType(), dest.shape())) {
+                    readInto(name, firstElement, staged, chunkBytes);
+                    dest.assign(staged);
+                }
                 return;
             }
-            INDArray flat = dest.rank() == 1 ? dest : dest.reshape('c', new long[] {count});
-            long chunk = Math.max(1, chunkBytes / Math.max(fileWidth, loaded.width()));
-            INDArray stage = Nd4j.createUninitializedDetached(loaded, Math.min(chunk, count));
-            ByteBuffer fileBytes = ByteBuffer.allocateDirect((int) (stage.length() * fileWidth))
-                    .order(ByteOrder.LITTLE_ENDIAN);
+            copyInBlocks(info, firstElement, dest.rank() == 1 ? dest : dest.reshape('c', new long[] {count}),
+                    chunkBytes);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read tensor '" + name + "' of " + path, e);
+        }
+    }
+
+    /**
+     * File bytes → staging array (the loaded type) → {@code flat}, one block at a time. The staging memory and any cast
+     * are released at once, not by the garbage collector: over many small tensors they would add up to another copy of
+     * the weights before a collection.
+     */
+    private void copyInBlocks(SafetensorsTensorInfo info, long firstElement, INDArray flat, int chunkBytes)
+            throws IOException {
+        SafetensorsDType dtype = info.dtype();
+        DataType loaded = dtype.loadedDataType();
+        int fileWidth = dtype.byteSize();
+        long count = flat.length();
+        long chunk = Math.max(1, chunkBytes / Math.max(fileWidth, loaded.width()));
+        try (INDArray stage = Nd4j.createUninitializedDetached(loaded, Math.min(chunk, count))) {
+            ByteBuffer fileBytes = readBuffer((int) (stage.length() * fileWidth));
             for (long done = 0; done < count; done += chunk) {
                 long n = Math.min(chunk, count - done);
                 fileBytes.clear().limit((int) (n * fileWidth));
@@ -255,11 +271,23 @@ public final class SafetensorsFile implements AutoCloseable {
                 Nd4j.getAffinityManager().tagLocation(stage, AffinityManager.Location.HOST);
                 INDArray part = n == stage.length() ? stage : stage.get(NDArrayIndex.interval(0, n));
                 INDArray into = n == count ? flat : flat.get(NDArrayIndex.interval(done, done + n));
-                into.assign(part.dataType() == dest.dataType() ? part : part.castTo(dest.dataType()));
+                if (part.dataType() == flat.dataType()) {
+                    into.assign(part);
+                } else {
+                    try (INDArray cast = part.castTo(flat.dataType())) {
+                        into.assign(cast);
+                    }
+                }
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read tensor '" + name + "' of " + path, e);
         }
+    }
+
+    /** The file's reusable read buffer, at least {@code bytes} large (grown as needed, up to one block). */
+    private ByteBuffer readBuffer(int bytes) {
+        if (readBuffer == null || readBuffer.capacity() < bytes) {
+            readBuffer = ByteBuffer.allocateDirect(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        return readBuffer;
     }
 
     /** Elements laid out in C order without gaps (dimensions of size 1 may have any stride). */
@@ -287,6 +315,7 @@ public final class SafetensorsFile implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        readBuffer = null;
         try {
             channel.close();
         } catch (IOException e) {
