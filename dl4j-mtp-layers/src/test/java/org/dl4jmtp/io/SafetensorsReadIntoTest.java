@@ -105,7 +105,8 @@ class SafetensorsReadIntoTest {
             assertEquals(f64().castTo(DataType.FLOAT), narrowed);
             INDArray widened = Nd4j.create(DataType.FLOAT, 2, 3);
             st.readInto("bf16", 0, widened, SMALL_BLOCKS);
-            assertEquals(Nd4j.createFromArray(new float[][] {{1.5f, -2.25f, 65536f}, {0.0078125f, -3f, 0.5f}}), widened);
+            assertEquals(Nd4j.createFromArray(new float[][] {{1.5f, -2.25f, 65536f}, {0.0078125f, -3f, 0.5f}}),
+                    widened);
             INDArray doubled = Nd4j.create(DataType.DOUBLE, 2, 3);
             st.readInto("bf16", 0, doubled);
             assertEquals(Nd4j.createFromArray(new double[][] {{1.5, -2.25, 65536}, {0.0078125, -3, 0.5}}), doubled);

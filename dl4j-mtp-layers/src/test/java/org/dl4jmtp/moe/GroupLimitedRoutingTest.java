@@ -2,22 +2,15 @@ package org.dl4jmtp.moe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
-import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.dl4jmtp.block.NemotronV3Block;
-import org.dl4jmtp.block.NemotronV3BlockLayer;
-import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.layers.DoublePrecisionSingleThread;
-import org.dl4jmtp.layers.LayerRuntime;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
 import org.dl4jmtp.layers.RowMixer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-import org.nd4j.autodiff.samediff.SDVariable;
-import org.nd4j.autodiff.samediff.SameDiff;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -26,11 +19,11 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 
+import static org.dl4jmtp.moe.MoeRoutingTest.block;
+import static org.dl4jmtp.moe.MoeRoutingTest.param;
+import static org.dl4jmtp.moe.MoeRoutingTest.sameDiff;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -113,7 +106,8 @@ class GroupLimitedRoutingTest {
             Arrays.sort(chosen);
             assertArrayEquals(expected[t], chosen, what + ", token " + t);
             for (int s = 0; s < routing.k; s++) {
-                assertEquals(expectedWeights[t][s], weights[expected[t][s]], TOL, what + ", token " + t + " weight " + s);
+                assertEquals(expectedWeights[t][s], weights[expected[t][s]], TOL,
+                        what + ", token " + t + " weight " + s);
             }
         }
     }
@@ -164,7 +158,7 @@ class GroupLimitedRoutingTest {
         for (JsonNode c : cases()) {
             String name = c.get("name").asText();
             NemotronV3Config cfg = config(c);
-            ComputationGraph graph = block(cfg, seed++);
+            ComputationGraph graph = block(cfg, DataType.DOUBLE, seed++);
             param(graph, MoeMixer.GATE).assign(Nd4j.eye(E));
             double[] bias = vector(c.get("bias"));
             INDArray biasParam = param(graph, MoeMixer.CORRECTION_BIAS);
@@ -213,37 +207,5 @@ class GroupLimitedRoutingTest {
         assertArrayEquals(expected.shape(), actual.shape(), what);
         double diff = expected.sub(actual).amaxNumber().doubleValue();
         assertTrue(diff <= TOL, what + ": max |diff| = " + diff);
-    }
-
-    private static ComputationGraph block(NemotronV3Config cfg, long seed) {
-        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().dataType(DataType.DOUBLE)
-                .graphBuilder()
-                .addInputs("in")
-                .addLayer("block", new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE)
-                        .runtime(LayerRuntime.EXPLICIT).build(), "in")
-                .setOutputs("block")
-                .build();
-        ComputationGraph graph = new ComputationGraph(conf);
-        graph.init();
-        Random r = new Random(seed);
-        for (INDArray v : graph.getLayer("block").paramTable().values()) {
-            for (long i = 0; i < v.length(); i++) {
-                v.putScalar(i, 0.5 * r.nextGaussian());
-            }
-        }
-        return graph;
-    }
-
-    private static INDArray param(ComputationGraph graph, String key) {
-        return graph.getLayer("block").paramTable().get(PREFIX + key);
-    }
-
-    private static INDArray sameDiff(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
-        SameDiff sd = SameDiff.create();
-        Map<String, SDVariable> params = new HashMap<>();
-        graph.getLayer("block").paramTable().forEach((key, value) -> params.put(key, sd.var(key, value.dup())));
-        long n = x.size(0);
-        SDVariable in = sd.constant("x", x.reshape(1, n, E));
-        return new MoeMixer(MoeConfig.of(cfg)).define(sd, in, params, PREFIX).eval().reshape(n, E);
     }
 }

@@ -59,7 +59,7 @@ class MoeRoutingTest {
     }
 
     /** A graph holding one explicit MoE block: its parameter views serve all three mixers. */
-    private static ComputationGraph block(NemotronV3Config cfg, DataType type, long seed) {
+    static ComputationGraph block(NemotronV3Config cfg, DataType type, long seed) {
         ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().dataType(type).graphBuilder()
                 .addInputs("in")
                 .addLayer("block", new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE)
@@ -77,7 +77,7 @@ class MoeRoutingTest {
         return graph;
     }
 
-    private static INDArray param(ComputationGraph graph, String key) {
+    static INDArray param(ComputationGraph graph, String key) {
         return graph.getLayer("block").paramTable().get(PREFIX + key);
     }
 
@@ -90,12 +90,15 @@ class MoeRoutingTest {
         return x;
     }
 
-    private static INDArray sameDiff(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
+    /** The SameDiff mixer on rows x [n, H] (one sequence of n tokens). */
+    static INDArray sameDiff(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
         SameDiff sd = SameDiff.create();
         Map<String, SDVariable> params = new HashMap<>();
         graph.getLayer("block").paramTable().forEach((key, value) -> params.put(key, sd.var(key, value.dup())));
-        SDVariable in = sd.constant("x", x.reshape(1, N, H));
-        return new MoeMixer(MoeConfig.of(cfg)).define(sd, in, params, PREFIX).eval().reshape(N, H);
+        long n = x.size(0);
+        long h = x.size(1);
+        SDVariable in = sd.constant("x", x.reshape(1, n, h));
+        return new MoeMixer(MoeConfig.of(cfg)).define(sd, in, params, PREFIX).eval().reshape(n, h);
     }
 
     private static SparseMoe.Forward explicitForward(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
