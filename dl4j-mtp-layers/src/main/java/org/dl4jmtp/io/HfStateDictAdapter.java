@@ -79,7 +79,9 @@ public final class HfStateDictAdapter {
     /**
      * Copies a checkpoint's tensors into the graph, strictly: every graph parameter must be present with its shape and
      * no other tensor may be. With {@code allowMissingMtp}, a checkpoint without any {@code mtp.*} tensor is accepted
-     * and the MTP parameters keep their fresh initialisation.
+     * and the MTP parameters keep their fresh initialisation. Keys and shapes are checked from the headers before any
+     * parameter changes; then each tensor streams from the file into its parameter view
+     * ({@link SafetensorsCheckpoint#readInto}), so neither the file nor a second copy of the weights is held.
      *
      * @throws IllegalArgumentException listing every missing, unexpected and misshaped key
      */

@@ -15,8 +15,8 @@ import java.util.Map;
 
 /**
  * Mixture of experts (docs/model.md, "MoE"): sigmoid router; top-k selected on {@code score + e_score_correction_bias}
- * (a frozen
- * buffer); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
+ * (a frozen buffer), within the best {@code topk_group} of {@code n_group} expert groups when routing is group-limited
+ * (the rule of {@link MoeRouting}); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
  * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
  * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
  *
