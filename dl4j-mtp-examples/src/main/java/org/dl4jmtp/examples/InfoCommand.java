@@ -231,6 +231,8 @@ final class InfoCommand implements Callable<Integer> {
         out.put("intermediate_size", c.getIntermediateSize());
         out.put("n_routed_experts", c.getNRoutedExperts());
         out.put("num_experts_per_tok", c.getNumExpertsPerTok());
+        out.put("n_group", c.getNGroup());
+        out.put("topk_group", c.getTopkGroup());
         out.put("moe_intermediate_size", c.getMoeIntermediateSize());
         out.put("moe_shared_expert_intermediate_size", c.getMoeSharedExpertIntermediateSize());
         if (c.getMoeLatentSize() != null) {
@@ -296,6 +298,8 @@ final class InfoCommand implements Callable<Integer> {
         }
         if (c.usesBlockType(BlockType.MOE)) {
             row(o, "moe", c.getNRoutedExperts() + " routed experts, top-" + c.getNumExpertsPerTok()
+                    + (c.getTopkGroup() < c.getNGroup() ? " within the best " + c.getTopkGroup() + " of "
+                    + c.getNGroup() + " groups" : "")
                     + ", intermediate " + c.getMoeIntermediateSize() + ", shared "
                     + c.getMoeSharedExpertIntermediateSize() + " x " + c.getNSharedExperts()
                     + ", routed_scaling_factor " + c.getRoutedScalingFactor()

@@ -261,6 +261,29 @@ class Dl4jMtpCliTest {
         assertEquals(2 * total, config.get("memory_bytes").get("inference").get("bfloat16").asLong());
     }
 
+    /** A group-limited config (4 experts in 2 groups, 1 kept, top-2) is described, not refused. */
+    @Test
+    void infoDescribesGroupLimitedRouting() throws IOException {
+        Path dir = Files.createTempDirectory("dl4jmtp-cli-groups");
+        try {
+            String config = Files.readString(fixture().resolve("config.json"))
+                    .replaceFirst("\"n_group\": 1", "\"n_group\": 2");
+            assertTrue(config.contains("\"n_group\": 2") && config.contains("\"topk_group\": 1"), config);
+            Path file = Files.writeString(dir.resolve("config.json"), config);
+            Run json = run("info", "--config", file.toString(), "--json");
+            assertEquals(0, json.exitCode(), json.describe());
+            assertEquals(2, json.json().get("n_group").asInt());
+            assertEquals(1, json.json().get("topk_group").asInt());
+            Run text = run("info", "--config", file.toString());
+            assertEquals(0, text.exitCode(), text.describe());
+            assertTrue(text.out().contains("top-2 within the best 1 of 2 groups"), text.out());
+        } finally {
+            try (Stream<Path> files = Files.walk(dir)) {
+                files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
     @Test
     void infoNeedsExactlyOneOfCheckpointAndConfig() {
         assertEquals(2, run("info").exitCode());

@@ -379,13 +379,29 @@ public class NemotronV3Config {
             }
             require(c.getNumExpertsPerTok() <= c.getNRoutedExperts(), "num_experts_per_tok ("
                     + c.getNumExpertsPerTok() + ") must be <= n_routed_experts (" + c.getNRoutedExperts() + ")");
-            require(c.getNGroup() == 1 && c.getTopkGroup() == 1, "n_group = " + c.getNGroup() + ", topk_group = "
-                    + c.getTopkGroup() + ": group-limited routing is unsupported (only n_group = topk_group = 1,"
-                    + " which is a no-op)");
+            checkGroupLimitedRouting(c);
             require(c.getRoutedScalingFactor() > 0 && Double.isFinite(c.getRoutedScalingFactor()),
                     "routed_scaling_factor must be finite and > 0, got " + c.getRoutedScalingFactor());
             require("relu2".equals(c.getMlpHiddenAct()),
                     "mlp_hidden_act must be \"relu2\" (the experts are relu^2), got " + quoted(c.getMlpHiddenAct()));
+        }
+
+        /** n_group / topk_group (docs/model.md, "MoE"): groups of equal size, k reachable inside the chosen groups. */
+        private static void checkGroupLimitedRouting(NemotronV3Config c) {
+            int groups = c.getNGroup();
+            int chosen = c.getTopkGroup();
+            positive(groups, "n_group");
+            require(c.getNRoutedExperts() % groups == 0, "n_routed_experts (" + c.getNRoutedExperts()
+                    + ") must be a multiple of n_group (" + groups + ")");
+            require(chosen >= 1 && chosen <= groups, "topk_group must be between 1 and n_group (" + groups
+                    + "), got " + chosen);
+            int perGroup = c.getNRoutedExperts() / groups;
+            require(groups == 1 || perGroup >= 2, "n_group (" + groups + ") leaves " + perGroup + " expert per group;"
+                    + " a group is scored by its two best experts, so each needs at least 2 (n_routed_experts = "
+                    + c.getNRoutedExperts() + ")");
+            require(c.getNumExpertsPerTok() <= chosen * perGroup, "num_experts_per_tok (" + c.getNumExpertsPerTok()
+                    + ") must be <= topk_group (" + chosen + ") x experts per group (" + perGroup + ", n_group = "
+                    + groups + ")");
         }
 
         private static void checkMtp(NemotronV3Config c) {

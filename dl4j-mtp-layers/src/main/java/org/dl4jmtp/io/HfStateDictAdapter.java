@@ -79,13 +79,15 @@ public final class HfStateDictAdapter {
     /**
      * Copies a checkpoint's tensors into the graph, strictly: every graph parameter must be present with its shape and
      * no other tensor may be. With {@code allowMissingMtp}, a checkpoint without any {@code mtp.*} tensor is accepted
-     * and the MTP parameters keep their fresh initialisation.
+     * and the MTP parameters keep their fresh initialisation. Keys and shapes are checked from the headers before any
+     * parameter changes; then each tensor streams from the file into its parameter view
+     * ({@link SafetensorsCheckpoint#readInto}), so neither the file nor a second copy of the weights is held.
      *
      * @throws IllegalArgumentException listing every missing, unexpected and misshaped key
      */
     public static void load(ComputationGraph graph, SafetensorsCheckpoint checkpoint, boolean allowMissingMtp) {
         Map<String, INDArray> targets = parameters(graph);
-        Map<String, INDArray> tensors = canonicalTensors(checkpoint);
+        Map<String, TensorSource> tensors = canonicalSources(checkpoint);
         boolean checkpointHasMtp = tensors.keySet().stream().anyMatch(k -> k.startsWith(MTP_PREFIX));
         if (allowMissingMtp && !checkpointHasMtp) {
             targets.keySet().removeIf(k -> k.startsWith(MTP_PREFIX));
@@ -96,7 +98,7 @@ public final class HfStateDictAdapter {
         unexpected.removeAll(targets.keySet());
         List<String> misshaped = new ArrayList<>();
         for (Map.Entry<String, INDArray> e : targets.entrySet()) {
-            INDArray tensor = tensors.get(e.getKey());
+            TensorSource tensor = tensors.get(e.getKey());
             if (tensor != null && !Arrays.equals(tensor.shape(), e.getValue().shape())) {
                 misshaped.add(e.getKey() + " " + Arrays.toString(tensor.shape()) + " (expected "
                         + Arrays.toString(e.getValue().shape()) + ")");
@@ -119,8 +121,10 @@ public final class HfStateDictAdapter {
             }
             throw new IllegalArgumentException(msg.toString());
         }
+        // tensor by tensor straight into the parameter views: no second copy of the weights is ever held
         for (Map.Entry<String, INDArray> e : targets.entrySet()) {
-            e.getValue().assign(tensors.get(e.getKey()).castTo(e.getValue().dataType()));
+            TensorSource source = tensors.get(e.getKey());
+            checkpoint.readInto(source.key(), source.firstElement(), e.getValue());
         }
     }
 
@@ -156,26 +160,37 @@ public final class HfStateDictAdapter {
         return out;
     }
 
-    /** Every tensor of the checkpoint under its canonical HF key (variants resolved, fused experts split). */
-    static Map<String, INDArray> canonicalTensors(SafetensorsCheckpoint checkpoint) {
-        Map<String, INDArray> out = new TreeMap<>();
+    /**
+     * Where a canonical tensor's data is: checkpoint key {@code key}, elements from {@code firstElement} on (a slice
+     * of a fused expert tensor, or the whole tensor from 0), of shape {@code shape}.
+     */
+    record TensorSource(String key, long firstElement, long[] shape) {
+    }
+
+    /**
+     * Every tensor of the checkpoint under its canonical HF key (variants resolved, fused experts split into one
+     * source per expert), from the headers alone.
+     */
+    static Map<String, TensorSource> canonicalSources(SafetensorsCheckpoint checkpoint) {
+        Map<String, TensorSource> out = new TreeMap<>();
         for (String key : checkpoint.keys()) {
             String canonical = canonicalKey(key);
             Matcher fused = FUSED_EXPERTS.matcher(canonical);
-            INDArray tensor = checkpoint.get(key);
-            if (fused.matches() && tensor.rank() == 3) {
-                for (int j = 0; j < tensor.size(0); j++) {
+            long[] shape = checkpoint.info(key).shape();
+            if (fused.matches() && shape.length == 3) {
+                long[] expertShape = Arrays.copyOfRange(shape, 1, 3);
+                for (int j = 0; j < shape[0]; j++) {
                     putUnique(out, fused.group(1) + "." + j + "." + fused.group(2) + ".weight",
-                            tensor.slice(j).dup('c'), key);
+                            new TensorSource(key, j * expertShape[0] * expertShape[1], expertShape), key);
                 }
             } else {
-                putUnique(out, canonical, tensor, key);
+                putUnique(out, canonical, new TensorSource(key, 0, shape), key);
             }
         }
         return out;
     }
 
-    private static void putUnique(Map<String, INDArray> out, String canonical, INDArray tensor, String original) {
+    private static <T> void putUnique(Map<String, T> out, String canonical, T tensor, String original) {
         if (out.put(canonical, tensor) != null) {
             throw new IllegalArgumentException("Checkpoint holds two tensors for " + canonical + " (one is " + original + ")");
         }

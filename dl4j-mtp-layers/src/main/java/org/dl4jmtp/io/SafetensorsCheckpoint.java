@@ -238,6 +238,11 @@ public final class SafetensorsCheckpoint implements AutoCloseable {
         return shard(name).get(name);
     }
 
+    /** See {@link SafetensorsFile#readInto(String, long, INDArray)}. */
+    public void readInto(String name, long firstElement, INDArray dest) {
+        shard(name).readInto(name, firstElement, dest);
+    }
+
     /** See {@link SafetensorsFile#get(String, DataType)}. */
     public INDArray get(String name, DataType target) {
         return shard(name).get(name, target);

@@ -11,6 +11,7 @@ import org.nd4j.linalg.api.concurrency.AffinityManager;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.io.EOFException;
 import java.io.IOException;
@@ -65,6 +66,8 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private final Path path;
     private final FileChannel channel;
+    /** Reused by {@link #readInto}: one block of file bytes (grown as needed). */
+    private ByteBuffer readBuffer;
     private final long dataStart;
     private final Map<String, SafetensorsTensorInfo> tensors;
     private final Map<String, String> metadata;
@@ -198,6 +201,110 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Reads {@code dest.length()} elements of tensor {@code name}, from element {@code firstElement} on (row-major),
+     * into {@code dest} (any shape of that length, filled in C order), with the values {@code get(name)} cast to
+     * {@code dest}'s type would have. Streams through a buffer of at most {@link #READ_CHUNK_BYTES}: neither the file nor
+     * the tensor is ever held whole, so a checkpoint loads straight into the graph's parameter views. Only a
+     * destination that is not C-contiguous (DL4J's 'f'-ordered embedding matrix) goes through one C-order copy.
+     *
+     * @throws IllegalArgumentException naming the key and the file when there is no such tensor or the range does not
+     *                                  fit in it
+     * @throws UncheckedIOException     when the data cannot be read
+     */
+    public void readInto(String name, long firstElement, INDArray dest) {
+        readInto(name, firstElement, dest, READ_CHUNK_BYTES);
+    }
+
+    /** {@link #readInto(String, long, INDArray)} through blocks of about {@code chunkBytes} (tests: small blocks). */
+    synchronized void readInto(String name, long firstElement, INDArray dest, int chunkBytes) {
+        SafetensorsTensorInfo info = info(name);
+        if (closed) {
+            throw new IllegalStateException("cannot read '" + name + "': " + path + " is closed");
+        }
+        long count = dest.length();
+        if (firstElement < 0 || firstElement + count > info.numElements()) {
+            throw new IllegalArgumentException("elements " + firstElement + " to " + (firstElement + count) + " of '"
+                    + name + "' in " + path + " are out of range (it has " + info.numElements() + ")");
+        }
+        if (count == 0) {
+            return;
+        }
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            if (!isCContiguous(dest)) {
+                // e.g. DL4J's 'f'-ordered embedding matrix; ND4J's interval views of strided arrays are unreliable
+                try (INDArray staged = Nd4j.createUninitializedDetached(dest.dataType(), dest.shape())) {
+                    readInto(name, firstElement, staged, chunkBytes);
+                    dest.assign(staged);
+                }
+                return;
+            }
+            copyInBlocks(info, firstElement, dest.rank() == 1 ? dest : dest.reshape('c', new long[] {count}),
+                    chunkBytes);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read tensor '" + name + "' of " + path, e);
+        }
+    }
+
+    /**
+     * File bytes → staging array (the loaded type) → {@code flat}, one block at a time. The staging memory and any cast
+     * are released at once, not by the garbage collector: over many small tensors they would add up to another copy of
+     * the weights before a collection.
+     */
+    private void copyInBlocks(SafetensorsTensorInfo info, long firstElement, INDArray flat, int chunkBytes)
+            throws IOException {
+        SafetensorsDType dtype = info.dtype();
+        DataType loaded = dtype.loadedDataType();
+        int fileWidth = dtype.byteSize();
+        long count = flat.length();
+        long chunk = Math.max(1, chunkBytes / Math.max(fileWidth, loaded.width()));
+        try (INDArray stage = Nd4j.createUninitializedDetached(loaded, Math.min(chunk, count))) {
+            ByteBuffer fileBytes = readBuffer((int) (stage.length() * fileWidth));
+            for (long done = 0; done < count; done += chunk) {
+                long n = Math.min(chunk, count - done);
+                fileBytes.clear().limit((int) (n * fileWidth));
+                readFully(channel, dataStart + info.begin() + (firstElement + done) * fileWidth, fileBytes);
+                fileBytes.flip();
+                ByteBuffer stageBytes = stage.data().asNio().order(ByteOrder.nativeOrder());
+                stageBytes.clear().limit((int) (n * loaded.width()));
+                copyElements(dtype, fileBytes, stageBytes);
+                Nd4j.getAffinityManager().tagLocation(stage, AffinityManager.Location.HOST);
+                INDArray part = n == stage.length() ? stage : stage.get(NDArrayIndex.interval(0, n));
+                INDArray into = n == count ? flat : flat.get(NDArrayIndex.interval(done, done + n));
+                if (part.dataType() == flat.dataType()) {
+                    into.assign(part);
+                } else {
+                    try (INDArray cast = part.castTo(flat.dataType())) {
+                        into.assign(cast);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The file's reusable read buffer, at least {@code bytes} large (grown as needed, up to one block). */
+    private ByteBuffer readBuffer(int bytes) {
+        if (readBuffer == null || readBuffer.capacity() < bytes) {
+            readBuffer = ByteBuffer.allocateDirect(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        return readBuffer;
+    }
+
+    /** Elements laid out in C order without gaps (dimensions of size 1 may have any stride). */
+    private static boolean isCContiguous(INDArray a) {
+        long expected = 1;
+        for (int d = a.rank() - 1; d >= 0; d--) {
+            if (a.size(d) != 1 && a.stride(d) != expected) {
+                return false;
+            }
+            expected *= a.size(d);
+        }
+        return true;
+    }
+
+    /** Largest buffer {@link #readInto} reads through. */
+    public static final int READ_CHUNK_BYTES = 8 << 20;
+
     /** {@link #get(String)} cast to {@code target} (no copy beyond the load when the types already match). */
     public INDArray get(String name, DataType target) {
         INDArray loaded = get(name);
@@ -208,6 +315,7 @@ public final class SafetensorsFile implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        readBuffer = null;
         try {
             channel.close();
         } catch (IOException e) {
@@ -245,12 +353,18 @@ public final class SafetensorsFile implements AutoCloseable {
 
     private static ByteBuffer readFully(FileChannel channel, long position, int length) throws IOException {
         ByteBuffer buffer = ByteBuffer.allocate(length);
+        readFully(channel, position, buffer);
+        return buffer.flip();
+    }
+
+    /** Fills {@code buffer} from its position to its limit with the file's bytes from {@code position} on. */
+    private static void readFully(FileChannel channel, long position, ByteBuffer buffer) throws IOException {
+        int start = buffer.position();
         while (buffer.hasRemaining()) {
-            if (channel.read(buffer, position + buffer.position()) < 0) {
-                throw new EOFException("unexpected end of file at byte " + (position + buffer.position()));
+            if (channel.read(buffer, position + buffer.position() - start) < 0) {
+                throw new EOFException("unexpected end of file at byte " + (position + buffer.position() - start));
             }
         }
-        return buffer.flip();
     }
 
     /** Turns header bytes into validated tensor entries and metadata; every error names the file. */

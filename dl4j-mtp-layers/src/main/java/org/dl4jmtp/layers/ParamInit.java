@@ -15,13 +15,18 @@ public final class ParamInit {
 
     /** N(0, std²). */
     public static void normal(INDArray view, double std) {
-        view.assign(Nd4j.randn(view.dataType(), view.shape()).muli(std));
+        // the draw is freed at once, not by the garbage collector: over all parameters it would be another model copy
+        try (INDArray draw = Nd4j.randn(view.dataType(), view.shape())) {
+            view.assign(draw.muli(std));
+        }
     }
 
     /** PyTorch's default Linear init, kaiming_uniform(a=√5) = U(±1/√fanIn), times {@code scale}. */
     public static void kaimingUniform(INDArray view, long fanIn, double scale) {
         double bound = scale / Math.sqrt(fanIn);
-        view.assign(Nd4j.rand(view.dataType(), view.shape()).muli(2 * bound).subi(bound));
+        try (INDArray draw = Nd4j.rand(view.dataType(), view.shape())) {
+            view.assign(draw.muli(2 * bound).subi(bound));
+        }
     }
 
     /**

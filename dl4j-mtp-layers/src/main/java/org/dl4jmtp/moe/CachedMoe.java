@@ -35,8 +35,8 @@ public final class CachedMoe implements CachedMixer {
         int experts = config.getNRoutedExperts();
         INDArray scores = Transforms.sigmoid(RowOps.linear(normed, weights.get("gate.weight"), null), false); // [n, E]
         INDArray selection = MoeRouting.selectionValues(scores, weights.vector("gate.e_score_correction_bias"));
-        MoeRouting routing = MoeRouting.route(RowOps.values(scores), RowOps.values(selection), n, experts,
-                config.getNumExpertsPerTok(), config.isNormTopkProb(), config.getRoutedScalingFactor());
+        MoeRouting routing = MoeRouting.route(RowOps.values(scores), RowOps.values(selection), n, config,
+                scores.dataType());
 
         INDArray expertInput = config.hasLatentMoe()
                 ? RowOps.linear(normed, weights.get("fc1_latent_proj.weight"), null) : normed;

@@ -17,6 +17,10 @@ public class MoeConfig implements MixerConfig {
     private int moeSharedExpertIntermediateSize;
     /** Width the routed experts work in, or null when they work in the hidden size. */
     private Integer moeLatentSize;
+    /** Expert groups of group-limited routing ({@code n_group}); 1 = plain top-k. */
+    private int nGroup = 1;
+    /** Groups a token may route into ({@code topk_group}). */
+    private int topkGroup = 1;
     private boolean normTopkProb;
     private double routedScalingFactor;
     private double initializerRange;
@@ -29,6 +33,8 @@ public class MoeConfig implements MixerConfig {
         m.moeIntermediateSize = c.getMoeIntermediateSize();
         m.moeSharedExpertIntermediateSize = c.getMoeSharedExpertIntermediateSize();
         m.moeLatentSize = c.getMoeLatentSize();
+        m.nGroup = c.getNGroup();
+        m.topkGroup = c.getTopkGroup();
         m.normTopkProb = c.isNormTopkProb();
         m.routedScalingFactor = c.getRoutedScalingFactor();
         m.initializerRange = c.getInitializerRange();
@@ -38,6 +44,16 @@ public class MoeConfig implements MixerConfig {
     /** Routed experts work in a latent space (LatentMoE). */
     public boolean hasLatentMoe() {
         return moeLatentSize != null;
+    }
+
+    /** Routing is group-limited: only the best {@code topk_group} of {@code n_group} groups are eligible. */
+    public boolean isGroupLimited() {
+        return topkGroup < nGroup;
+    }
+
+    /** Experts per group ({@code n_routed_experts / n_group}). */
+    public int expertsPerGroup() {
+        return nRoutedExperts / nGroup;
     }
 
     /** Input width of the routed experts: moe_latent_size if set, else hidden_size. */

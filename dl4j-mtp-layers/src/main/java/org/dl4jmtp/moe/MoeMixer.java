@@ -15,8 +15,8 @@ import java.util.Map;
 
 /**
  * Mixture of experts (docs/model.md, "MoE"): sigmoid router; top-k selected on {@code score + e_score_correction_bias}
- * (a frozen
- * buffer); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
+ * (a frozen buffer), within the best {@code topk_group} of {@code n_group} expert groups when routing is group-limited
+ * (the rule of {@link MoeRouting}); weights from the unbiased scores, normalised when {@code norm_topk_prob} (for every k, k = 1 included),
  * times {@code routed_scaling_factor}; non-gated relu² experts, optionally in the LatentMoE space
  * ({@code fc1_latent_proj} before, {@code fc2_latent_proj} after the weighted sum); plus the shared expert on full x.
  *
@@ -90,7 +90,7 @@ public final class MoeMixer implements Mixer {
 
         SDVariable scores = sd.nn().sigmoid(sd.mmul(rows, params.get(prefix + GATE), false, true, false)); // [n, E]
         SDVariable correctionBias = params.get(prefix + CORRECTION_BIAS);
-        SDVariable selected = M21Workarounds.topKMask(sd, scores.add(correctionBias), config.getNumExpertsPerTok(), experts);
+        SDVariable selected = selectionMask(sd, scores.add(correctionBias));
         // + 0·bias: the frozen buffer gets an exactly-zero gradient (DL4J needs one for every parameter)
         SDVariable weights = scores.mul(selected).add(correctionBias.mul(0.0));
         if (config.isNormTopkProb()) {
@@ -108,6 +108,34 @@ public final class MoeMixer implements Mixer {
         SDVariable out = routed.add(shared);
         return SdMath.reshape(sd, out, SdMath.dims(sd, x, 0, 2), SdMath.constDims(sd, h));
     }
+
+    /**
+     * The 0/1 mask [n, E] of each token's top-k experts on {@code choice = score + bias}, group-limited when
+     * {@code topk_group < n_group} (the selection rule of {@link MoeRouting}): a group scores the sum of its two
+     * largest values, the best {@code topk_group} groups stay eligible, the other experts are pushed down by
+     * {@link #EXCLUDED} so the top-k never reaches them. Constant for backprop.
+     */
+    private SDVariable selectionMask(SameDiff sd, SDVariable choice) {
+        int experts = config.getNRoutedExperts();
+        int k = config.getNumExpertsPerTok();
+        if (!config.isGroupLimited()) {
+            return M21Workarounds.topKMask(sd, choice, k, experts);
+        }
+        int groups = config.getNGroup();
+        int size = config.expertsPerGroup();
+        SDVariable values = M21Workarounds.stopGradient(sd, choice);
+        SDVariable perGroup = values.reshape(-1, size);                                          // [n·G, S]
+        SDVariable first = perGroup.max(true, 1);
+        SDVariable firstHot = sd.oneHot(sd.argmax(perGroup, 1), size, -1, 1.0, 0.0, choice.dataType());
+        SDVariable second = perGroup.sub(firstHot.mul(EXCLUDED)).max(true, 1);                  // top-2: remove one max
+        SDVariable groupScores = first.add(second).reshape(-1, groups);                          // [n, G]
+        SDVariable groupMask = M21Workarounds.topKMask(sd, groupScores, config.getTopkGroup(), groups);
+        SDVariable eligible = sd.mmul(groupMask, SdMath.blockExpansion(sd, choice.dataType(), groups, size)); // [n, E]
+        return M21Workarounds.topKMask(sd, values.sub(eligible.rsub(1.0).mul(EXCLUDED)), k, experts);
+    }
+
+    /** Subtracted from an expert outside the chosen groups (HF: −inf); scores are sigmoid outputs plus a bias. */
+    private static final double EXCLUDED = 1e9;
 
     /**
      * {@code Σ_j w_j · down_j(relu(up_j x)²)} for all experts at once, as one wide relu² MLP whose hidden units

@@ -1,6 +1,9 @@
 package org.dl4jmtp.moe;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Arrays;
 
 /**
  * The routing of one MoE forward pass, computed on the host (E is small, n·E values): each token's top-k experts on
@@ -17,6 +20,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  *     SameDiff graph cannot throw; its output for such a token is NaN).</li>
  * </ul>
  * Within an expert's block, tokens keep their order.
+ *
+ * <p><b>Group-limited routing</b> ({@code n_group} groups of consecutive experts, {@code topk_group} &lt;
+ * {@code n_group}), as HF's NemotronH router: a group's score is the sum of its two largest selection values; the
+ * {@code topk_group} best groups are chosen (same argmax rounds and tie rule), and the top-k is taken among their
+ * experts only (HF masks the others with −inf, so they are never chosen: k ≤ their number, checked by the config).
+ * The group sum is rounded to the network's type as the graph computes it.
  */
 public final class MoeRouting {
 
@@ -31,6 +40,9 @@ public final class MoeRouting {
     private final double[] normalizer;
     private final boolean normalize;
     private final double scale;
+    private final int groups;
+    private final int groupsChosen;
+    private final boolean floatGroupSums;
 
     /** Rows of expert e in dispatch order: {@code expertStart[e]} to {@code expertStart[e + 1] - 1}. */
     public final int[] expertStart;
@@ -41,7 +53,16 @@ public final class MoeRouting {
     /** [n·k] the routing weight of each dispatch row. */
     public final double[] weightOfRow;
 
-    private MoeRouting(double[] scores, int tokens, int experts, int k, boolean normalize, double scale) {
+    private MoeRouting(double[] scores, int tokens, int experts, int k, boolean normalize, double scale, int groups,
+                       int groupsChosen, boolean floatGroupSums) {
+        if (groups < 1 || experts % groups != 0 || groupsChosen < 1 || groupsChosen > groups
+                || (groupsChosen < groups && (experts / groups < 2 || k > groupsChosen * (experts / groups)))) {
+            throw new IllegalArgumentException("invalid group-limited routing: " + experts + " experts in " + groups
+                    + " groups, top-" + groupsChosen + " groups, top-" + k + " experts");
+        }
+        this.groups = groups;
+        this.groupsChosen = groupsChosen;
+        this.floatGroupSums = floatGroupSums;
         this.scores = scores;
         this.tokens = tokens;
         this.experts = experts;
@@ -73,7 +94,26 @@ public final class MoeRouting {
      */
     public static MoeRouting route(double[] scores, double[] selection, int tokens, int experts, int k,
                                    boolean normalize, double scale) {
-        MoeRouting r = new MoeRouting(scores, tokens, experts, k, normalize, scale);
+        MoeRouting r = new MoeRouting(scores, tokens, experts, k, normalize, scale, 1, 1, false);
+        r.select(selection);
+        r.dispatch();
+        return r;
+    }
+
+    /**
+     * The routing {@code config} asks for: top-k, group-limited when {@code topk_group < n_group}.
+     *
+     * @param scores    [n·E] sigmoid router scores, row-major
+     * @param selection [n·E] {@link #selectionValues} of the same scores, row-major; used for the selection only
+     * @param type      the network's data type (FLOAT or DOUBLE), in which the graph sums a group's top two values
+     */
+    public static MoeRouting route(double[] scores, double[] selection, int tokens, MoeConfig config, DataType type) {
+        if (type != DataType.FLOAT && type != DataType.DOUBLE) {
+            throw new IllegalArgumentException("MoE routing runs in FLOAT or DOUBLE, got " + type);
+        }
+        MoeRouting r = new MoeRouting(scores, tokens, config.getNRoutedExperts(), config.getNumExpertsPerTok(),
+                config.isNormTopkProb(), config.getRoutedScalingFactor(), config.getNGroup(), config.getTopkGroup(),
+                type == DataType.FLOAT);
         r.select(selection);
         r.dispatch();
         return r;
@@ -81,16 +121,22 @@ public final class MoeRouting {
 
     private void select(double[] selection) {
         int[] count = new int[experts];
+        boolean[] eligible = new boolean[experts];
+        Arrays.fill(eligible, true);
         for (int t = 0; t < tokens; t++) {
             int base = t * experts;
             checkNotNaN(selection, base, t);
             checkNotNaN(scores, base, t);
+            if (groupsChosen < groups) {
+                markEligibleGroups(selection, base, eligible);
+            }
             double selectedSum = 0;
             for (int s = 0; s < k; s++) {
                 int best = -1;
                 for (int e = 0; e < experts; e++) {
                     // strictly greater: on a tie the lower index, found first, stays (argmax's rule)
-                    if (!alreadyChosen(t, s, e) && (best < 0 || selection[base + e] > selection[base + best])) {
+                    if (eligible[e] && !alreadyChosen(t, s, e)
+                            && (best < 0 || selection[base + e] > selection[base + best])) {
                         best = e;
                     }
                 }
@@ -102,6 +148,43 @@ public final class MoeRouting {
         }
         for (int e = 0; e < experts; e++) {
             expertStart[e + 1] = expertStart[e] + count[e];
+        }
+    }
+
+    /**
+     * Marks the experts of this token's {@code topk_group} best groups eligible, the others not. A group's score is
+     * the sum of its two largest selection values (rounded to float in a float network); groups are chosen by
+     * argmax rounds, ties to the lower group.
+     */
+    private void markEligibleGroups(double[] selection, int base, boolean[] eligible) {
+        int size = experts / groups;
+        double[] groupScore = new double[groups];
+        for (int g = 0; g < groups; g++) {
+            double first = Double.NEGATIVE_INFINITY;
+            double second = Double.NEGATIVE_INFINITY;
+            for (int e = g * size; e < (g + 1) * size; e++) {
+                double v = selection[base + e];
+                if (v > first) {
+                    second = first;
+                    first = v;
+                } else if (v > second) {
+                    second = v;
+                }
+            }
+            double sum = first + second;
+            groupScore[g] = floatGroupSums ? (float) sum : sum;
+        }
+        Arrays.fill(eligible, false);
+        boolean[] chosen = new boolean[groups];
+        for (int round = 0; round < groupsChosen; round++) {
+            int best = -1;
+            for (int g = 0; g < groups; g++) {
+                if (!chosen[g] && (best < 0 || groupScore[g] > groupScore[best])) {
+                    best = g;
+                }
+            }
+            chosen[best] = true;
+            Arrays.fill(eligible, best * size, (best + 1) * size, true);
         }
     }
 

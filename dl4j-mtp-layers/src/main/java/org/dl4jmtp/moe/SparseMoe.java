@@ -56,8 +56,7 @@ public final class SparseMoe extends RowMixer<SparseMoe.Forward> {
 
         INDArray scores = Transforms.sigmoid(Nd4j.gemm(x, param(MoeMixer.GATE), false, true), false); // [n, E]
         INDArray selection = MoeRouting.selectionValues(scores, param(MoeMixer.CORRECTION_BIAS));
-        MoeRouting routing = MoeRouting.route(scores.data().asDouble(), selection.data().asDouble(), n, experts, k,
-                config.isNormTopkProb(), config.getRoutedScalingFactor());
+        MoeRouting routing = MoeRouting.route(scores.data().asDouble(), selection.data().asDouble(), n, config, type);
 
         INDArray expertInput = config.hasLatentMoe() ? Nd4j.gemm(x, param(MoeMixer.FC1_LATENT), false, true) : x;
         long in = expertInput.size(1);

@@ -219,6 +219,25 @@ class ExplicitBlockTest {
         assertSameAsDense(config(4, 2, true, null), 11);
     }
 
+    /**
+     * Group-limited routing: 8 experts in 4 groups of 2, the best 2 groups kept, top-3 among their 4 experts. The
+     * runtimes agree on output, score and gradients; and on these inputs the group limit changes the output (same
+     * parameters without groups give another one).
+     */
+    @Test
+    void groupLimitedTopThreeOfEight() {
+        NemotronV3Config cfg = config(8, 3, true, null);
+        cfg.setNGroup(4);
+        cfg.setTopkGroup(2);
+        cfg.validate();
+        assertSameAsDense(cfg, 14);
+
+        INDArray in = data(15, T)[0];
+        INDArray grouped = pair(cfg, 14)[0].feedForward(new INDArray[]{in}, false).get("block");
+        INDArray plain = pair(config(8, 3, true, null), 14)[0].feedForward(new INDArray[]{in}, false).get("block");
+        assertTrue(grouped.sub(plain).amaxNumber().doubleValue() > 1e-6, "the group limit must change some choice");
+    }
+
     @Test
     void topOneOfThree() {
         assertSameAsDense(config(3, 1, true, null), 12);

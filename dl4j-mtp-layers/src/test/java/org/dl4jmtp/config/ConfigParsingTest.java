@@ -291,9 +291,16 @@ class ConfigParsingTest {
     }
 
     @Test
-    void groupLimitedRoutingIsStillRejected() {
+    void groupLimitedRoutingParsesAndRoundTrips() throws Exception {
+        NemotronV3Config c = NemotronV3Config.fromJsonString(minimalWith("\"n_group\": 1", "\"n_group\": 2"));
+        assertEquals(2, c.getNGroup());
+        assertEquals(1, c.getTopkGroup());
+        NemotronV3Config again = NemotronV3Config.fromJsonString(c.toJson());
+        assertEquals(2, again.getNGroup());
+        assertEquals(1, again.getTopkGroup());
+        // 4 experts cannot form 8 groups: refused, naming the fields
         assertMessageContains(minimalWith("\"n_group\": 1", "\"n_group\": 8").replace("\"topk_group\": 1",
-                "\"topk_group\": 4"), "n_group = 8, topk_group = 4: group-limited routing is unsupported");
+                "\"topk_group\": 4"), "n_routed_experts (4) must be a multiple of n_group (8)");
     }
 
     @Test

@@ -171,10 +171,33 @@ class ConfigValidationTest {
         }, "mamba_num_heads (65536)", "mamba_head_dim (65536)", "too wide");
     }
 
+    /** MINIMAL has 4 routed experts, top-2. */
     @Test
-    void groupLimitedRoutingIsUnsupported() {
-        assertInvalid(c -> c.setNGroup(8), "n_group", "group-limited routing is unsupported");
-        assertInvalid(c -> c.setTopkGroup(2), "topk_group", "group-limited routing is unsupported");
+    void groupLimitedRoutingFields() {
+        assertInvalid(c -> c.setNGroup(0), "n_group must be > 0, got 0");
+        assertInvalid(c -> c.setNGroup(3), "n_routed_experts (4) must be a multiple of n_group (3)");
+        assertInvalid(c -> c.setNGroup(4), "n_group (4) leaves 1 expert per group", "at least 2");
+        assertInvalid(c -> c.setTopkGroup(0), "topk_group must be between 1 and n_group (1), got 0");
+        assertInvalid(c -> {
+            c.setNGroup(2);
+            c.setTopkGroup(3);
+        }, "topk_group must be between 1 and n_group (2), got 3");
+        assertInvalid(c -> {
+            c.setNGroup(2);
+            c.setNumExpertsPerTok(3);
+        }, "num_experts_per_tok (3) must be <= topk_group (1) x experts per group (2");
+    }
+
+    @Test
+    void groupLimitedRoutingIsAccepted() {
+        NemotronV3Config c = valid();
+        c.setNGroup(2);
+        c.setTopkGroup(1);
+        assertDoesNotThrow(c::validate);
+        c.setTopkGroup(2);                      // every group chosen: plain top-k
+        assertDoesNotThrow(c::validate);
+        c.setNumExpertsPerTok(4);
+        assertDoesNotThrow(c::validate);
     }
 
     @Test
@@ -198,7 +221,7 @@ class ConfigValidationTest {
     @Test
     void validationRunsWhenParsing() {
         String msg = assertThrows(IllegalArgumentException.class, () -> NemotronV3Config.fromJsonString(
-                minimalWith("\"n_group\": 1", "\"n_group\": 2"))).getMessage();
+                minimalWith("\"n_group\": 1", "\"n_group\": 3"))).getMessage();
         assertTrue(msg.contains("n_group"), msg);
     }
 }

@@ -59,7 +59,7 @@ class MoeRoutingTest {
     }
 
     /** A graph holding one explicit MoE block: its parameter views serve all three mixers. */
-    private static ComputationGraph block(NemotronV3Config cfg, DataType type, long seed) {
+    static ComputationGraph block(NemotronV3Config cfg, DataType type, long seed) {
         ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().dataType(type).graphBuilder()
                 .addInputs("in")
                 .addLayer("block", new NemotronV3BlockLayer.Builder().config(cfg).blockType(BlockType.MOE)
@@ -77,7 +77,7 @@ class MoeRoutingTest {
         return graph;
     }
 
-    private static INDArray param(ComputationGraph graph, String key) {
+    static INDArray param(ComputationGraph graph, String key) {
         return graph.getLayer("block").paramTable().get(PREFIX + key);
     }
 
@@ -90,12 +90,15 @@ class MoeRoutingTest {
         return x;
     }
 
-    private static INDArray sameDiff(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
+    /** The SameDiff mixer on rows x [n, H] (one sequence of n tokens). */
+    static INDArray sameDiff(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
         SameDiff sd = SameDiff.create();
         Map<String, SDVariable> params = new HashMap<>();
         graph.getLayer("block").paramTable().forEach((key, value) -> params.put(key, sd.var(key, value.dup())));
-        SDVariable in = sd.constant("x", x.reshape(1, N, H));
-        return new MoeMixer(MoeConfig.of(cfg)).define(sd, in, params, PREFIX).eval().reshape(N, H);
+        long n = x.size(0);
+        long h = x.size(1);
+        SDVariable in = sd.constant("x", x.reshape(1, n, h));
+        return new MoeMixer(MoeConfig.of(cfg)).define(sd, in, params, PREFIX).eval().reshape(n, h);
     }
 
     private static SparseMoe.Forward explicitForward(NemotronV3Config cfg, ComputationGraph graph, INDArray x) {
@@ -214,6 +217,42 @@ class MoeRoutingTest {
             assertArrayEquals(new int[]{0, 1}, chosen(routing)[t], "token " + t);
         }
         assertAllRuntimesAgree(cfg, graph, x, 1e-5);
+    }
+
+    /**
+     * Group-limited routing in a float network (2 groups of 2 experts, 1 group kept, top-1), zero gate weights so the
+     * biases set the selection values: group 0 = {1, 1}, group 1 = {2, 2⁻²⁴}. In float 2 + 2⁻²⁴ rounds to 2, the
+     * groups tie and group 0 (expert 0) is chosen; in double group 1 (expert 2) would win. The group sums are formed
+     * in the network's type, as the graph forms them, so every runtime picks expert 0.
+     */
+    @Test
+    void floatNetworkTiesGroupScoresInFloat() {
+        NemotronV3Config cfg = config(1);
+        cfg.setNGroup(2);
+        cfg.setTopkGroup(1);
+        cfg.validate();
+        ComputationGraph graph = block(cfg, DataType.FLOAT, 11);
+        param(graph, MoeMixer.GATE).assign(0.0);
+        float tiny = (float) Math.scalb(1.0, -24);
+        param(graph, MoeMixer.CORRECTION_BIAS).assign(Nd4j.createFromArray(0.5f, 0.5f, 1.5f, tiny - 0.5f)
+                .reshape(param(graph, MoeMixer.CORRECTION_BIAS).shape()));
+        INDArray x = rows(DataType.FLOAT, 12);
+
+        MoeRouting routing = explicitForward(cfg, graph, x).routing;
+        for (int t = 0; t < N; t++) {
+            assertArrayEquals(new int[]{0}, chosen(routing)[t], "token " + t);
+        }
+        assertAllRuntimesAgree(cfg, graph, x, 1e-5);
+
+        double[] scores = new double[N * E];
+        double[] selection = new double[N * E];
+        double[] bias = {0.5, 0.5, 1.5, tiny - 0.5};
+        for (int i = 0; i < N * E; i++) {
+            scores[i] = 0.5;
+            selection[i] = 0.5 + bias[i % E];
+        }
+        MoeRouting inDouble = MoeRouting.route(scores, selection, N, MoeConfig.of(cfg), DataType.DOUBLE);
+        assertEquals(2, inDouble.chosenExpert(0, 0), "summed in double, group 1 wins");
     }
 
     @Test

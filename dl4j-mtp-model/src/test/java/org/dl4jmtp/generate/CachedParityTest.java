@@ -2,6 +2,7 @@ package org.dl4jmtp.generate;
 
 import org.dl4jmtp.layers.DecoderCache;
 import org.dl4jmtp.layers.rows.RowOps;
+import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -56,6 +57,18 @@ class CachedParityTest {
         CachedNemotronV3 cached = CachedNemotronV3.of(model);
         StepOutput out = cached.step(GenerateTestSupport.row(longIds, 0), cached.newCache());
         assertTrue(maxAbsDiff(out.logits(), full.mainLogits().slice(0)) <= DOUBLE_TOL, "T = 75 in one pass");
+    }
+
+    /** Group-limited routing (6 experts in 3 groups, 2 kept) in the backbone MoE and the MTP depth's SameDiff MoE. */
+    @Test
+    void groupLimitedRoutingMatchesFullForward() {
+        NemotronV3Config config = GenerateTestSupport.hybridConfig(false);
+        config.setNRoutedExperts(6);
+        config.setNGroup(3);
+        config.setTopkGroup(2);
+        config.validate();
+        NemotronV3ForCausalLM model = GenerateTestSupport.randomHybrid(config, false, 13);
+        checkParity(model, randomIds(model, 2, 11, 73), DOUBLE_TOL);
     }
 
     /** Rolling back a step restores the KV cache and the Mamba conv/SSM states exactly. */

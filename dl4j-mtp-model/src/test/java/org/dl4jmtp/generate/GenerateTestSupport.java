@@ -107,8 +107,12 @@ final class GenerateTestSupport {
 
     /** A randomly initialised double model, re-randomised at the fixture's scales so that every path matters. */
     static NemotronV3ForCausalLM randomHybrid(boolean repeated, boolean latent, long seed) {
-        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.create(hybridConfig(latent), hybridMtp(repeated),
-                DataType.DOUBLE, seed);
+        return randomHybrid(hybridConfig(latent), repeated, seed);
+    }
+
+    /** {@code config} (a variant of {@link #hybridConfig}) with the random parameters of {@link #randomHybrid}. */
+    static NemotronV3ForCausalLM randomHybrid(NemotronV3Config config, boolean repeated, long seed) {
+        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.create(config, hybridMtp(repeated), DataType.DOUBLE, seed);
         Nd4j.getRandom().setSeed(seed);
         for (Map.Entry<String, INDArray> e : HfStateDictAdapter.parameters(model.graph()).entrySet()) {
             String key = e.getKey();

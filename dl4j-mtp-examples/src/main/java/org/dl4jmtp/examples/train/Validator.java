@@ -9,7 +9,9 @@ import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossReporting;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
+import org.dl4jmtp.moe.MoeConfig;
 import org.dl4jmtp.moe.MoeMixer;
+import org.dl4jmtp.moe.MoeRouting;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;
@@ -139,13 +141,13 @@ public final class Validator {
     }
 
     /**
-     * Routes the input of every backbone MoE layer again (RMSNorm, sigmoid router, + correction bias, top-k) and
-     * counts the selections per expert. Plain ND4J on the recorded activations: the SameDiff layer does not expose its
+     * Routes the input of every backbone MoE layer again (RMSNorm, sigmoid router, {@link MoeRouting}) and counts the
+     * selections per expert. Plain ND4J on the recorded activations: the SameDiff layer does not expose its
      * routing.
      */
     private void countExpertLoad(Map<String, INDArray> acts, Map<String, long[]> counts) {
         List<BlockType> types = model.config().getLayerTypes();
-        int k = model.config().getNumExpertsPerTok();
+        MoeConfig moe = MoeConfig.of(model.config());
         double eps = model.config().getLayerNormEpsilon();
         for (int i = 0; i < types.size(); i++) {
             if (types.get(i) != BlockType.MOE) {
@@ -157,21 +159,14 @@ public final class Validator {
             Map<String, INDArray> params = model.graph().getLayer(layer).paramTable();
             INDArray rms = Transforms.sqrt(rows.mul(rows).mean(true, 1).addi(eps), false);
             INDArray normed = rows.divColumnVector(rms).muliRowVector(params.get(NemotronV3Block.NORM));
-            INDArray scores = Transforms.sigmoid(normed.mmul(params.get("mixer." + MoeMixer.GATE).transpose()), false)
-                    .addiRowVector(params.get("mixer." + MoeMixer.CORRECTION_BIAS));
-            long[] layerCounts = counts.computeIfAbsent(layer, key -> new long[(int) scores.size(1)]);
-            double[][] s = scores.toDoubleMatrix();
-            for (double[] row : s) {
-                for (int round = 0; round < k; round++) {
-                    int best = 0;
-                    for (int e = 1; e < row.length; e++) {
-                        if (row[e] > row[best]) {
-                            best = e;
-                        }
-                    }
-                    layerCounts[best]++;
-                    row[best] = Double.NEGATIVE_INFINITY;
-                }
+            INDArray scores = Transforms.sigmoid(normed.mmul(params.get("mixer." + MoeMixer.GATE).transpose()), false);
+            INDArray selection = MoeRouting.selectionValues(scores, params.get("mixer." + MoeMixer.CORRECTION_BIAS));
+            // the layers' own routing rule (ties, group-limited routing), not a copy of it
+            MoeRouting routing = MoeRouting.route(scores.data().asDouble(), selection.data().asDouble(),
+                    (int) scores.size(0), moe, scores.dataType());
+            long[] layerCounts = counts.computeIfAbsent(layer, key -> new long[routing.experts]);
+            for (int e = 0; e < routing.experts; e++) {
+                layerCounts[e] += routing.count(e);
             }
         }
     }
