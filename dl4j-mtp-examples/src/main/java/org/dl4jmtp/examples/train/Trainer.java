@@ -134,6 +134,7 @@ public final class Trainer {
                 .buildConfiguration();
         if (options.trainsOnlyMtp()) {
             MtpOnlyTraining.freezeAllButMtp(conf);
+            log.println("--train-only mtp: everything outside mtp.* is frozen (no gradient, no optimizer state)");
         }
         ComputationGraph graph = new ComputationGraph(conf);
         graph.init();

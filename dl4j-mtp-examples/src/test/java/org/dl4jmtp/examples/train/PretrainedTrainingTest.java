@@ -163,6 +163,32 @@ class PretrainedTrainingTest {
         }
     }
 
+    /** Two replicas: the same trajectory as one, the backbone still bit-identical (frozen gradients sum to zero). */
+    @Test
+    void trainOnlyMtpWithBalancingOnTwoReplicasFollowsTheSerialRun(@TempDir Path base) throws Exception {
+        NemotronV3Config config = microMoeConfig();
+        MtpConfig mtp = MtpConfig.fromHf(config);
+        Path input = pretrained(base.resolve("pretrained"), config, mtp, true);
+        Corpus corpus = Corpus.synthetic(6, 3, 3000);
+        TrainOptions options = options(4, "DOUBLE", LayerRuntime.EXPLICIT, input, TrainOptions.TRAIN_MTP);
+        new Trainer(base.resolve("serial"), QUIET).train(config, mtp, options, data(corpus, options));
+        new Trainer(base.resolve("parallel"), QUIET).replicas(2).train(config, mtp, options, data(corpus, options));
+        List<double[]> serial = column(base.resolve("serial"), "loss");
+        List<double[]> parallel = column(base.resolve("parallel"), "loss");
+        for (int i = 0; i < serial.size(); i++) {
+            assertEquals(serial.get(i)[0], parallel.get(i)[0], 1e-12, "loss of step " + (i + 1));
+        }
+        Map<String, int[]> before = bits(input);
+        Map<String, int[]> serialOut = bits(base.resolve("serial/hf"));
+        Map<String, int[]> after = bits(base.resolve("parallel/hf"));
+        for (String key : before.keySet()) {
+            if (!key.startsWith("mtp.")) {
+                assertArrayEquals(before.get(key), after.get(key), key);
+            }
+        }
+        assertArrayEquals(serialOut.get(MTP_BIAS), after.get(MTP_BIAS), "the replicas' counts are summed");
+    }
+
     @Test
     void aCheckpointWithoutMtpStartsTheDepthsFreshAndSaysSo(@TempDir Path base) throws Exception {
         NemotronV3Config config = microMoeConfig();
