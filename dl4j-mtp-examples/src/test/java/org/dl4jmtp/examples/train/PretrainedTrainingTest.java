@@ -163,6 +163,29 @@ class PretrainedTrainingTest {
         }
     }
 
+    /** A weight-tied depth (one physical depth applied D = 2 times) heals from a checkpoint holding that one depth. */
+    @Test
+    void trainOnlyMtpTrainsAWeightTiedDepthLoadedFromTheCheckpoint(@TempDir Path base) throws Exception {
+        NemotronV3Config config = microMoeConfig();
+        MtpConfig repeated = MtpConfig.fromHf(config, 0.1, 2, true);
+        Path input = pretrained(base.resolve("pretrained"), config, repeated, true);   // num_nextn_predict_layers 1
+        NemotronV3Config saved = NemotronV3Config.fromJson(input.resolve("config.json"));
+        assertEquals(1, saved.getNumNextnPredictLayers());
+        TrainOptions options = options(3, "FLOAT", LayerRuntime.EXPLICIT, input, TrainOptions.TRAIN_MTP);
+        new Trainer(base.resolve("run"), QUIET).train(saved, MtpConfig.fromHf(saved, 0.1, 2, true), options,
+                data(Corpus.synthetic(4, 3, 2000), options));
+        Map<String, int[]> before = bits(input);
+        Map<String, int[]> after = bits(base.resolve("run/hf"));
+        assertEquals(before.keySet(), after.keySet());
+        for (String key : before.keySet()) {
+            if (!key.startsWith("mtp.")) {
+                assertArrayEquals(before.get(key), after.get(key), key);
+            }
+        }
+        assertFalse(Arrays.equals(before.get("mtp.layers.0.eh_proj.weight"), after.get("mtp.layers.0.eh_proj.weight")));
+        assertFalse(Arrays.equals(before.get(MTP_BIAS), after.get(MTP_BIAS)), "the tied depth's bias is balanced");
+    }
+
     /** Two replicas: the same trajectory as one, the backbone still bit-identical (frozen gradients sum to zero). */
     @Test
     void trainOnlyMtpWithBalancingOnTwoReplicasFollowsTheSerialRun(@TempDir Path base) throws Exception {
