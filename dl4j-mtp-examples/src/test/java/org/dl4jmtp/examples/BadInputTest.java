@@ -226,6 +226,20 @@ class BadInputTest {
                 notLoadable.toString(), "not a tokenizer DJL can load");
     }
 
+    /** A pretrained model trains only with a tokenizer of its vocabulary size: the fixture's 97 against bytes' 256. */
+    @Test
+    void trainInitFromRejectsATokenizerOfAnotherVocabularySize() throws IOException {
+        Path corpus = Files.writeString(dir.resolve("text.txt"), "some text");
+        assertOneLineError(train("--corpus", corpus.toString(), "--init-from", fixtureDir()), "--init-from",
+                "vocab_size 97", "tokenizer's 256");
+        assertOneLineError(train("--corpus", corpus.toString(), "--init-from", fixtureDir(), "--preset", "small"),
+                "--init-from takes the model's config", "leave out --preset");
+        assertOneLineError(train("--corpus", corpus.toString(), "--train-only", "backbone"),
+                "train-only must be all or mtp, got backbone");
+        assertOneLineError(train("--corpus", corpus.toString(), "--router-bias-update-rate", "-1"),
+                "router bias update rate must be finite and >= 0, got -1.0");
+    }
+
     // ---- config.json out of range ----
 
     /** A checkpoint directory whose config.json is the fixture's with {@code from} replaced by {@code to}. */

@@ -4,6 +4,8 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.dl4jmtp.layers.RowForwardLayer;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.TokenRows;
+import org.dl4jmtp.moe.ExpertCounts;
+import org.dl4jmtp.moe.ExpertLoadSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -14,7 +16,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  *
  * <p>Backprop reuses the training forward pass ({@link RowForwardLayer}).
  */
-public class ExplicitBlock extends RowForwardLayer<ExplicitBlock.BlockForward> {
+public class ExplicitBlock extends RowForwardLayer<ExplicitBlock.BlockForward> implements ExpertLoadSource {
 
     /** What backprop needs from one forward pass. */
     static final class BlockForward extends RowForwardLayer.Forward {
@@ -27,6 +29,7 @@ public class ExplicitBlock extends RowForwardLayer<ExplicitBlock.BlockForward> {
     }
 
     private long forwardPasses;
+    private final ExpertCounts expertCounts = new ExpertCounts();
 
     public ExplicitBlock(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
@@ -50,6 +53,16 @@ public class ExplicitBlock extends RowForwardLayer<ExplicitBlock.BlockForward> {
         forwardPasses++;
         INDArray x = TokenRows.of(input);                                                  // [n, H], becomes the output
         return new BlockForward(block().forwardInPlace(x, (int) input.size(0), documents(input), cache), x);
+    }
+
+    @Override
+    protected void observe(BlockForward forward) {
+        expertCounts.add("", forward.block.routing());
+    }
+
+    @Override
+    public java.util.Map<String, long[]> drainExpertCounts() {
+        return expertCounts.drain();
     }
 
     @Override

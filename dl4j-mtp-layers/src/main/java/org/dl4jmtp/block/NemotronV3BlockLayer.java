@@ -94,6 +94,11 @@ public class NemotronV3BlockLayer extends SequenceSameDiffLayer {
     }
 
     @Override
+    public boolean routesToExperts() {
+        return getBlockType() == BlockType.MOE;
+    }
+
+    @Override
     public boolean isFrozenParam(String key) {
         return definition().isFrozen(key);
     }

@@ -26,6 +26,11 @@ public final class RowBlock {
             this.norm = norm;
             this.mixer = mixer;
         }
+
+        /** The routing of a MoE block's forward pass; null for other mixers. */
+        public org.dl4jmtp.moe.MoeRouting routing() {
+            return mixer instanceof org.dl4jmtp.moe.SparseMoe.Forward ? ((org.dl4jmtp.moe.SparseMoe.Forward) mixer).routing : null;
+        }
     }
 
     private final BlockConfig config;

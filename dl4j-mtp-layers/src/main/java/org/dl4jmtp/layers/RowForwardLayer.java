@@ -51,6 +51,7 @@ public abstract class RowForwardLayer<F extends RowForwardLayer.Forward> extends
     public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
         assertInputSet(false);
         F f = forwardNamed(input, training ? RowMixer.Cache.inActivations(workspaceMgr) : RowMixer.Cache.CURRENT_SCOPE);
+        observe(f);
         INDArray sequence = TokenRows.toSequence(f.output, input.size(0));
         INDArray out = workspaceMgr.createUninitialized(ArrayType.ACTIVATIONS, input.dataType(), sequence.shape(), 'c')
                 .assign(sequence);
@@ -75,6 +76,21 @@ public abstract class RowForwardLayer<F extends RowForwardLayer.Forward> extends
         Gradient gradient = new DefaultGradient(gradients);
         gradTable.forEach(gradient.gradientForVariable()::put);   // parameter order (the initializer's map)
         return new Pair<>(gradient, epsOut);
+    }
+
+    /**
+     * Called once for every forward pass of {@link #activate} (training or inference), not for one recomputed inside
+     * backprop: where a runtime collects statistics of its forward passes (e.g. MoE expert counts).
+     */
+    protected void observe(F forward) {
+    }
+
+    /**
+     * Computes the forward pass of {@code input} [mb, in, T] only for {@link #observe} (e.g. the expert counts of a
+     * SameDiff runtime's forward pass, which does not expose its routing); the output is dropped.
+     */
+    public void observeForward(INDArray input) {
+        observe(forwardNamed(input, RowMixer.Cache.CURRENT_SCOPE));
     }
 
     @Override

@@ -66,6 +66,14 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
         return defineSequence(sd, x, params);
     }
 
+    /**
+     * True for a layer with MoE blocks: its runtime then reports the tokens routed to each expert
+     * ({@code org.dl4jmtp.moe.ExpertLoadSource}), on the SameDiff runtime through {@link CountingSameDiffLayer}.
+     */
+    public boolean routesToExperts() {
+        return false;
+    }
+
     /** Buffers that are loaded and saved but never updated. */
     @Override
     public boolean isFrozenParam(String key) {
@@ -93,8 +101,18 @@ public abstract class SequenceSameDiffLayer extends SameDiffLayer implements Fro
     @Override
     public Layer instantiate(NeuralNetConfiguration conf, Collection<TrainingListener> listeners, int layerIndex,
                              INDArray layerParamsView, boolean initializeParams, DataType networkDataType) {
-        if (runtime == LayerRuntime.SAMEDIFF) {
+        if (runtime == LayerRuntime.SAMEDIFF && !routesToExperts()) {
             return super.instantiate(conf, listeners, layerIndex, layerParamsView, initializeParams, networkDataType);
+        }
+        if (runtime == LayerRuntime.SAMEDIFF) {
+            // as DL4J's SameDiffLayer.instantiate, plus the explicit runtime that counts the expert loads
+            CountingSameDiffLayer layer = new CountingSameDiffLayer(conf, networkDataType,
+                    (RowForwardLayer<?>) explicitRuntime(conf, networkDataType));
+            layer.setIndex(layerIndex);
+            layer.setParamsViewArray(layerParamsView);
+            layer.setParamTable(initializer().init(conf, layerParamsView, initializeParams));
+            layer.setConf(conf);
+            return layer;
         }
         ExplicitSequenceLayer layer = explicitRuntime(conf, networkDataType);
         if (listeners != null) {

@@ -8,6 +8,8 @@ import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
 import org.dl4jmtp.layers.rows.TokenRows;
+import org.dl4jmtp.moe.ExpertCounts;
+import org.dl4jmtp.moe.ExpertLoadSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -27,7 +29,7 @@ import java.util.Set;
  *
  * <p>As {@link ExplicitBlock}, backprop reuses the training forward pass ({@link RowForwardLayer}).
  */
-public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.DepthForward> {
+public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.DepthForward> implements ExpertLoadSource {
 
     /** What backprop needs from one iteration. */
     private static final class Iteration {
@@ -43,8 +45,25 @@ public final class ExplicitMtpDepth extends RowForwardLayer<ExplicitMtpDepth.Dep
         final List<Iteration> iterations = new ArrayList<>();
     }
 
+    private final ExpertCounts expertCounts = new ExpertCounts();
+
     public ExplicitMtpDepth(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
+    }
+
+    /** Counts every iteration's routing: a weight-tied depth's MoE sublayer sums its D uses. */
+    @Override
+    protected void observe(DepthForward forward) {
+        for (Iteration iteration : forward.iterations) {
+            for (int sub = 0; sub < iteration.blocks.size(); sub++) {
+                expertCounts.add(MtpDepthLayer.sublayerPrefix(sub), iteration.blocks.get(sub).routing());
+            }
+        }
+    }
+
+    @Override
+    public Map<String, long[]> drainExpertCounts() {
+        return expertCounts.drain();
     }
 
     private MtpDepthLayer depth() {

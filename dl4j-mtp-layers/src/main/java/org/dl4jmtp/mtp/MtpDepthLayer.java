@@ -173,6 +173,11 @@ public class MtpDepthLayer extends SequenceSameDiffLayer {
     }
 
     @Override
+    public boolean routesToExperts() {
+        return sublayerTypes().contains(BlockType.MOE);
+    }
+
+    @Override
     public boolean isFrozenParam(String key) {
         int dot = key.indexOf('.');
         int sub = Integer.parseInt(key.substring(0, dot));

@@ -47,6 +47,11 @@ public class MtpLossLayer extends SameDiffOutputLayer implements RuntimeSelectab
     private double initializerRange = 0.02;
     /** Which computation runs; absent in zips written before it existed, which then run EXPLICIT. */
     private LayerRuntime runtime = LayerRuntime.EXPLICIT;
+    /**
+     * {@code lm_head.weight} frozen ({@code train --train-only mtp}): no updater state, no regularisation, an
+     * exactly-zero gradient; the input gradient (into the MTP depths) is still computed.
+     */
+    private boolean frozenWeight;
     /** Name of the main-logits variable, set when the layer's SameDiff is defined. */
     private String mainLogitsName;
 
@@ -91,6 +96,16 @@ public class MtpLossLayer extends SameDiffOutputLayer implements RuntimeSelectab
         SDVariable scaled = loss.total.mul(minibatch);
         sd.setLossVariables(scaled);  // the graph also holds the main logits (activations), which are not a loss
         return scaled;
+    }
+
+    @Override
+    public org.nd4j.linalg.learning.config.IUpdater getUpdaterByParam(String paramName) {
+        return frozenWeight ? new org.nd4j.linalg.learning.config.NoOp() : super.getUpdaterByParam(paramName);
+    }
+
+    @Override
+    public java.util.List<org.nd4j.linalg.learning.regularization.Regularization> getRegularizationByParam(String paramName) {
+        return frozenWeight ? java.util.Collections.emptyList() : super.getRegularizationByParam(paramName);
     }
 
     @Override

@@ -79,6 +79,9 @@ public class MtpLossRuntimeLayer extends SameDiffOutputLayer implements MtpLossR
         MtpHeadLoss.Result result = loss().compute(input, labels, getParam(MtpLossLayer.WEIGHT), weightGradient,
                 () -> workspaceMgr.createUninitialized(ArrayType.ACTIVATION_GRAD, input.dataType(), input.shape(), 'c'));
         scoredByBackprop = new ScoredBatch(input, labels, result.scaledScore(), result.report());
+        if (((MtpLossLayer) layerConf()).isFrozenWeight()) {
+            weightGradient.assign(0);   // frozen head: nothing may move it (a NoOp updater applies the raw gradient)
+        }
         Gradient gradient = new DefaultGradient(gradients);
         gradient.gradientForVariable().put(MtpLossLayer.WEIGHT, weightGradient);
         return new Pair<>(gradient, result.inputGradient());

@@ -96,6 +96,22 @@ public class SameDiffMtpLoss extends SameDiffOutputLayer implements MtpLossRepor
         return new MtpLossReport(total, losses, counts, settings.getLossScalingFactor());
     }
 
+    /** As DL4J's, with a frozen head's weight gradient set to exactly zero (a NoOp updater applies the raw gradient). */
+    @Override
+    public org.nd4j.common.primitives.Pair<org.deeplearning4j.nn.gradient.Gradient, INDArray> backpropGradient(
+            INDArray epsilon, LayerWorkspaceMgr workspaceMgr) {
+        org.nd4j.common.primitives.Pair<org.deeplearning4j.nn.gradient.Gradient, INDArray> result =
+                super.backpropGradient(epsilon, workspaceMgr);
+        if (((MtpLossLayer) layerConf()).isFrozenWeight()) {
+            gradTable.get(MtpLossLayer.WEIGHT).assign(0);
+            INDArray reported = result.getFirst().gradientForVariable().get(MtpLossLayer.WEIGHT);
+            if (reported != null) {
+                reported.assign(0);
+            }
+        }
+        return result;
+    }
+
     @Override
     public MtpLossReport lastReport() {
         return lastReport;

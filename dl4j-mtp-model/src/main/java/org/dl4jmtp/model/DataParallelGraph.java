@@ -72,6 +72,11 @@ public class DataParallelGraph extends ComputationGraph {
         return replicaCount;
     }
 
+    /** The graphs computing slices 1.. of a step (none before the first data-parallel step). */
+    public List<ComputationGraph> replicaGraphs() {
+        return replicas == null ? List.of() : java.util.Collections.unmodifiableList(replicas);
+    }
+
     /**
      * One replica per core, at most one per sequence of the batch (with ND4J single-threaded, as {@code dl4j-mtp}'s
      * launcher runs {@code train} and {@code bench}, which use it for models large enough to gain from it).
@@ -139,6 +144,7 @@ public class DataParallelGraph extends ComputationGraph {
         }
         MtpLossNormalization normalization = ((MtpLossLayer) getLayer(GraphNames.LM_HEAD).conf().getLayer()).getNormalization();
         if (!splitsExactly(reports, normalization)) {
+            ExpertLoad.discard(this);   // the whole batch's forward pass below counts the expert loads again
             super.computeGradientAndScore(workspaceMgr);  // exact, at serial speed
             return;
         }

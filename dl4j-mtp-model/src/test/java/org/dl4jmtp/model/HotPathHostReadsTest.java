@@ -59,7 +59,11 @@ class HotPathHostReadsTest {
             // data-parallel steps: gradient sums, the shared update and the work split
             "org.dl4jmtp.model.DataParallelGraph",
             "org.dl4jmtp.model.ParallelBlockUpdater",
-            "org.dl4jmtp.model.SharedWork");
+            "org.dl4jmtp.model.SharedWork",
+            // the expert counts of every step and the expert-bias balancing after it
+            "org.dl4jmtp.moe.ExpertCounts",
+            "org.dl4jmtp.moe.ExpertBiasBalancing",
+            "org.dl4jmtp.model.ExpertLoad");
 
     /**
      * Methods that may copy arrays to the host: the MoE routing, which the sparse dispatch needs there (the token lists

@@ -83,7 +83,9 @@ class RuntimeEquivalenceTest {
             if (layer.conf().getLayer() instanceof RuntimeSelectable) {
                 ours++;
                 boolean runsExplicit = layer instanceof ExplicitSequenceLayer || layer instanceof MtpLossRuntimeLayer;
+                // CountingSameDiffLayer: DL4J's SameDiff layer runtime, plus the expert counts of MoE layers
                 boolean runsSameDiff = layer.getClass() == org.deeplearning4j.nn.layers.samediff.SameDiffLayer.class
+                        || layer.getClass() == org.dl4jmtp.layers.CountingSameDiffLayer.class
                         || layer instanceof SameDiffMtpLoss;
                 assertTrue(explicit ? runsExplicit : runsSameDiff,
                         layer.conf().getLayer().getLayerName() + " runs " + layer.getClass().getSimpleName());

@@ -37,6 +37,12 @@ import java.util.concurrent.Callable;
         description = "Train a NemotronV3 + MTP model on text (byte tokenizer by default).")
 public final class TrainCommand implements Callable<Integer> {
 
+    /**
+     * Default step of the expert-bias balancing. Megatron's default is 1e-3 for runs of many thousand steps; the
+     * tiny 200-step run needs a larger step for the biases to reach balance in time (docs/training.md).
+     */
+    static final double DEFAULT_ROUTER_BIAS_UPDATE_RATE = 1e-2;
+
     @Spec
     CommandSpec spec;
 
@@ -76,6 +82,24 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--mtp-norm", defaultValue = "main",
             description = "MTP loss normalisation: main (NeMo Automodel, default) or depth (Megatron).")
     String mtpNorm;
+
+    @Option(names = "--mtp-pattern", paramLabel = "PATTERN", description = "Sublayer pattern of one MTP depth, e.g. *E"
+            + " (default: the config's mtp_hybrid_override_pattern; needed with --init-from a checkpoint without MTP).")
+    String mtpPattern;
+
+    @Option(names = "--router-bias-update-rate", paramLabel = "R", defaultValue = "" + DEFAULT_ROUTER_BIAS_UPDATE_RATE,
+            description = "Aux-loss-free MoE load balancing: after every step each expert's e_score_correction_bias"
+                    + " moves by R toward balance (up when under-loaded); 0 = off (default: ${DEFAULT-VALUE}).")
+    double routerBiasUpdateRate;
+
+    @Option(names = "--init-from", paramLabel = "DIR", description = "Start from an HF checkpoint directory (config.json"
+            + " + safetensors, with or without mtp.*) instead of a fresh model; its config is the model's.")
+    Path initFrom;
+
+    @Option(names = "--train-only", paramLabel = "PART", defaultValue = TrainOptions.TRAIN_ALL,
+            description = "all (default) or mtp: train only the MTP depths; everything outside mtp.* stays frozen"
+                    + " (bit-identical in the export, no gradient, no optimizer state).")
+    String trainOnly;
 
     @Option(names = "--steps", defaultValue = "200") int steps;
     @Option(names = "--batch-size", defaultValue = "8") int batchSize;
@@ -117,6 +141,7 @@ public final class TrainCommand implements Callable<Integer> {
         Trainer resumed = resume != null ? new Trainer(resume, log) : null;
         Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
         if (point != null) {
+            refuseWithResume("--init-from", "--train-only", "--router-bias-update-rate", "--mtp-pattern");
             useDataOf(point.run().data());
             resumed.replicas(replicasFor(point.run().config(), point.run().mtp(), point.run().options()))
                     .saveDType(exportDType);
@@ -135,6 +160,11 @@ public final class TrainCommand implements Callable<Integer> {
             data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
             result = reportingDivergence(resumed, () -> resumed.resume(point, data));
         } else {
+            if (initFrom != null && model.getVocabSize() != tokenizer.vocabSize()) {
+                throw new UserException("--init-from " + initFrom + ": the checkpoint's vocab_size " + model.getVocabSize()
+                        + " differs from the tokenizer's " + tokenizer.vocabSize() + " (" + tokenizer.name()
+                        + "): a pretrained model trains only with a tokenizer of its own vocabulary size");
+            }
             if (model.getVocabSize() < tokenizer.vocabSize()) {
                 throw new UserException("The model's vocab_size " + model.getVocabSize() + " is smaller than the tokenizer's "
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
@@ -158,14 +188,55 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private NemotronV3Config modelConfig() throws IOException {
-        return config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
+        NemotronV3Config model;
+        if (initFrom != null) {
+            CommandLine.ParseResult given = spec.commandLine().getParseResult();
+            if (config != null || given.hasMatchedOption("--preset")) {
+                throw new UserException("--init-from takes the model's config from " + initFrom.resolve("config.json")
+                        + ": leave out " + (config != null ? "--config" : "--preset"));
+            }
+            if (!Files.isDirectory(initFrom)) {
+                throw new UserException("--init-from " + initFrom + ": no such checkpoint directory");
+            }
+            model = CheckpointSupport.readConfigFile(initFrom.resolve("config.json"));
+        } else {
+            model = config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
+        }
+        if (mtpPattern != null) {
+            try {
+                model.mtpHybridOverridePattern(mtpPattern);
+            } catch (IllegalArgumentException e) {
+                throw new UserException("--mtp-pattern " + mtpPattern + ": " + e.getMessage(), e);
+            }
+        }
+        return model;
     }
 
     private MtpConfig mtpConfig(NemotronV3Config model) {
-        MtpConfig mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
-        mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
-        mtp.validate();
+        MtpConfig mtp;
+        try {
+            mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
+            mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
+            mtp.validate();
+        } catch (IllegalArgumentException e) {
+            throw new UserException(e.getMessage() + (initFrom != null && mtpPattern == null
+                    ? " (give the MTP sublayer pattern with --mtp-pattern, e.g. *E)" : ""), e);
+        }
+        if (TrainOptions.TRAIN_MTP.equalsIgnoreCase(trainOnly.trim()) && !mtp.enabled()) {
+            throw new UserException("--train-only mtp: the model has no MTP depths to train (give --mtp-depths D"
+                    + " and, for a checkpoint without MTP, --mtp-pattern)");
+        }
         return mtp;
+    }
+
+    private void refuseWithResume(String... options) {
+        CommandLine.ParseResult given = spec.commandLine().getParseResult();
+        for (String option : options) {
+            if (given.hasMatchedOption(option)) {
+                throw new UserException(option + " cannot be combined with --resume: a resumed run continues with the"
+                        + " settings in " + resume.resolve(Trainer.RUN_FILE));
+            }
+        }
     }
 
     private TrainOptions trainOptions() {
@@ -176,8 +247,14 @@ public final class TrainCommand implements Callable<Integer> {
         if (!(validationFraction > 0 && validationFraction < 1)) {
             throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
         }
-        return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName(), !noDocIsolation);
+        try {
+            return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
+                    checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName())
+                    .withPretraining(routerBiasUpdateRate, absolute(initFrom), trainOnly)
+                    .withDocumentIsolation(!noDocIsolation);
+        } catch (IllegalArgumentException e) {
+            throw new UserException(e.getMessage(), e);
+        }
     }
 
     /**

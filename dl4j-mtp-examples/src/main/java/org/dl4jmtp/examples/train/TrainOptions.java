@@ -17,20 +17,43 @@ package org.dl4jmtp.examples.train;
  * @param keepCheckpoints  checkpoints kept on disk
  * @param dataType         FLOAT or DOUBLE
  * @param runtime          the layers' runtime, {@code explicit} or {@code samediff} (absent in older run files: explicit)
+ * @param routerBiasUpdateRate step of the MoE expert-bias balancing after every optimizer step (0 = off; absent in
+ *                         older run files: off)
+ * @param initFrom         an HF checkpoint directory the run starts from (absolute), or null for a fresh model
+ * @param trainOnly        {@value #TRAIN_ALL} (null is read as it) or {@value #TRAIN_MTP}: everything outside
+ *                         {@code mtp.*} frozen
  * @param documentIsolation each packed document sees only itself (absent in older run files, which trained without:
  *                          false, so that they resume as they ran)
  */
 public record TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps,
                            double minLrRatio, double gradientClip, long seed, int evalEvery, int evalBatches,
                            int checkpointEvery, int keepCheckpoints, String dataType, String runtime,
+                           double routerBiasUpdateRate, String initFrom, String trainOnly,
                            Boolean documentIsolation) {
+
+    /** {@code --train-only} value: every parameter trains. */
+    public static final String TRAIN_ALL = "all";
+    /** {@code --train-only} value: only the {@code mtp.*} parameters train. */
+    public static final String TRAIN_MTP = "mtp";
 
     /** The settings with document isolation on (the default of {@code train}). */
     public TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps, double minLrRatio,
                         double gradientClip, long seed, int evalEvery, int evalBatches, int checkpointEvery,
+                        int keepCheckpoints, String dataType, String runtime, double routerBiasUpdateRate,
+                        String initFrom, String trainOnly) {
+        this(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed, evalEvery, evalBatches,
+                checkpointEvery, keepCheckpoints, dataType, runtime, routerBiasUpdateRate, initFrom, trainOnly, true);
+    }
+
+    /**
+     * The settings before balancing, init-from and train-only existed: no balancing, a fresh model, all trained,
+     * documents isolated.
+     */
+    public TrainOptions(int steps, int batchSize, int seqLen, double learningRate, int warmupSteps, double minLrRatio,
+                        double gradientClip, long seed, int evalEvery, int evalBatches, int checkpointEvery,
                         int keepCheckpoints, String dataType, String runtime) {
         this(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, dataType, runtime, true);
+                checkpointEvery, keepCheckpoints, dataType, runtime, 0.0, null, null);
     }
 
     /** The settings on the explicit runtime (the form before the runtime was selectable). */
@@ -43,6 +66,13 @@ public record TrainOptions(int steps, int batchSize, int seqLen, double learning
 
     public TrainOptions {
         documentIsolation = documentIsolation != null && documentIsolation;
+        trainOnly = trainOnly == null ? TRAIN_ALL : trainOnly.trim().toLowerCase(java.util.Locale.ROOT);
+        if (!trainOnly.equals(TRAIN_ALL) && !trainOnly.equals(TRAIN_MTP)) {
+            throw new IllegalArgumentException("train-only must be " + TRAIN_ALL + " or " + TRAIN_MTP + ", got " + trainOnly);
+        }
+        if (!(routerBiasUpdateRate >= 0) || Double.isInfinite(routerBiasUpdateRate)) {
+            throw new IllegalArgumentException("router bias update rate must be finite and >= 0, got " + routerBiasUpdateRate);
+        }
         runtime = (runtime == null ? org.dl4jmtp.layers.LayerRuntime.EXPLICIT
                 : org.dl4jmtp.layers.LayerRuntime.parse(runtime)).cliName();
         if (steps <= 0 || batchSize <= 0 || seqLen <= 1) {
@@ -57,6 +87,25 @@ public record TrainOptions(int steps, int batchSize, int seqLen, double learning
     /** The layers' runtime. */
     public org.dl4jmtp.layers.LayerRuntime layerRuntime() {
         return org.dl4jmtp.layers.LayerRuntime.parse(runtime);
+    }
+
+    /** True when only the MTP depths train ({@code --train-only mtp}). */
+    public boolean trainsOnlyMtp() {
+        return TRAIN_MTP.equals(trainOnly);
+    }
+
+    /** These settings with another balancing rate, init-from directory and train-only choice. */
+    public TrainOptions withPretraining(double rate, String initFromDir, String only) {
+        return new TrainOptions(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed,
+                evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dataType, runtime, rate, initFromDir, only,
+                documentIsolation);
+    }
+
+    /** These settings with document isolation on or off. */
+    public TrainOptions withDocumentIsolation(boolean isolation) {
+        return new TrainOptions(steps, batchSize, seqLen, learningRate, warmupSteps, minLrRatio, gradientClip, seed,
+                evalEvery, evalBatches, checkpointEvery, keepCheckpoints, dataType, runtime, routerBiasUpdateRate,
+                initFrom, trainOnly, isolation);
     }
 
     public org.nd4j.linalg.api.buffer.DataType nd4jDataType() {

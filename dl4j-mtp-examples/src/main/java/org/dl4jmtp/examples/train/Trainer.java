@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
+import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.GradientNormalization;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.optimize.api.TrainingListener;
@@ -14,7 +15,10 @@ import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.io.AtomicFiles;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossReporting;
+import org.dl4jmtp.io.SafetensorsDType;
 import org.dl4jmtp.model.DataParallelGraph;
+import org.dl4jmtp.model.ExpertLoad;
+import org.dl4jmtp.model.MtpOnlyTraining;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;
@@ -26,6 +30,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -119,15 +124,25 @@ public final class Trainer {
         runJson = runFileText(config, mtp, options);
         AtomicFiles.writeString(runDir.resolve(RUN_FILE), runJson);
         // TrainingData labels carry document ids (channel 1): MTP targets never cross a document boundary
-        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
+        ComputationGraphConfiguration conf = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
                 .seed(options.seed())
                 .runtime(options.layerRuntime())
                 .updater(new Adam(schedule(options)))
                 .gradientNormalization(options.gradientClip() > 0 ? GradientNormalization.ClipL2PerLayer
                         : GradientNormalization.None, options.gradientClip() > 0 ? options.gradientClip() : 1.0)
-                .build();
-        return loop(NemotronV3ForCausalLM.of(config, mtp, parallel(graph)), options, data, 0, false);
+                .buildConfiguration();
+        if (options.trainsOnlyMtp()) {
+            MtpOnlyTraining.freezeAllButMtp(conf);
+            log.println("--train-only mtp: everything outside mtp.* is frozen (no gradient, no optimizer state)");
+        }
+        ComputationGraph graph = new ComputationGraph(conf);
+        graph.init();
+        Map<String, SafetensorsDType> sources = options.initFrom() != null
+                ? PretrainedStart.load(graph, Path.of(options.initFrom()), mtp, System.err) : Map.of();
+        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(config, mtp, parallel(graph));
+        model.rememberSourceDTypes(sources);
+        return loop(model, options, data, 0, false);
     }
 
     /** Continues the run in the run directory from its newest complete checkpoint ({@link #prepareResume}). */
@@ -155,8 +170,11 @@ public final class Trainer {
             throw new IOException("cannot restore checkpoint " + point.checkpoint() + ": " + e.getMessage()
                     + " (move it aside to resume from the previous one)", e);
         }
-        return loop(NemotronV3ForCausalLM.of(run.config(), run.mtp(), parallel(graph)), run.options(), data,
-                point.step(), true);
+        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(run.config(), run.mtp(), parallel(graph));
+        if (run.options().initFrom() != null) {
+            model.rememberSourceDTypes(PretrainedStart.sourceDTypes(Path.of(run.options().initFrom()), log));
+        }
+        return loop(model, run.options(), data, point.step(), true);
     }
 
     /**
@@ -324,7 +342,13 @@ public final class Trainer {
             while (step < options.steps() && !stopRequested) {
                 MultiDataSet batch = batches.next();
                 long t0 = System.nanoTime();
+                ExpertLoad.discard(graph);
                 graph.fit(batch);
+                Map<String, long[]> expertCounts = ExpertLoad.drain(graph);
+                if (options.routerBiasUpdateRate() > 0) {
+                    // after the optimizer step; the bias gets no gradient, so the step never moves it
+                    ExpertLoad.balance(graph, expertCounts, options.routerBiasUpdateRate());
+                }
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 step++;
                 trainSeconds += seconds;

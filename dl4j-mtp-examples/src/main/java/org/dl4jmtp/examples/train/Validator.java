@@ -1,33 +1,29 @@
 package org.dl4jmtp.examples.train;
 
 import org.deeplearning4j.nn.graph.ComputationGraph;
-import org.dl4jmtp.block.NemotronV3Block;
-import org.dl4jmtp.config.BlockType;
 import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.graph.GraphNames;
 import org.dl4jmtp.losses.MtpLossLayer;
 import org.dl4jmtp.losses.MtpLossReport;
 import org.dl4jmtp.losses.MtpLossReporting;
+import org.dl4jmtp.model.ExpertLoad;
 import org.dl4jmtp.model.NemotronV3ForCausalLM;
-import org.dl4jmtp.moe.MoeConfig;
-import org.dl4jmtp.moe.MoeMixer;
-import org.dl4jmtp.moe.MoeRouting;
+import org.dl4jmtp.moe.ExpertCounts;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.api.MultiDataSet;
 import org.nd4j.linalg.dataset.api.iterator.MultiDataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
  * Validation of a model with MTP heads: per-depth loss (the loss layer's own definition), teacher-forced top-1
  * accuracy against the labels and against the main head's greedy prediction, the simulated acceptance length that
  * follows (NeMo Automodel's {@code simulated_accept_length} idea: joint prefix hits of the drafts, no decoder needed),
- * and the expert load of every backbone MoE layer.
+ * and the expert load of every MoE layer (backbone and MTP, by HF layer name), counted by the layers' own routing
+ * ({@link ExpertLoad}).
  */
 public final class Validator {
 
@@ -57,11 +53,19 @@ public final class Validator {
         int h = model.config().getHiddenSize();
 
         batches.reset();
+        ExpertLoad.discard(graph);
         while (batches.hasNext()) {
             MultiDataSet batch = batches.next();
             INDArray features = batch.getFeatures(0);
             INDArray labels = batch.getLabels(0);
-            Map<String, INDArray> acts = graph.feedForward(new INDArray[]{features}, false, false);
+            Map<String, INDArray> acts;
+            try {
+                // the batch's features mask holds its document ids when the run isolates documents
+                graph.setLayerMaskArrays(batch.getFeaturesMaskArrays(), null);
+                acts = graph.feedForward(new INDArray[]{features}, false, false);
+            } finally {
+                graph.clearLayerMaskArrays();
+            }
             INDArray headInput = acts.get(depths > 0 ? GraphNames.LM_HEAD_INPUT : GraphNames.NORM_F);
 
             MtpLossReport report = lossLayer.evaluate(headInput, labels);
@@ -110,7 +114,7 @@ public final class Validator {
                     }
                 }
             }
-            countExpertLoad(acts, expertCounts);
+            ExpertLoad.drain(graph).forEach((layer, counts) -> ExpertCounts.addInto(expertCounts, layer, counts));
         }
 
         double[] loss = new double[depths + 1];
@@ -138,41 +142,6 @@ public final class Validator {
             load.put(layer, fractions);
         });
         return new ValidationReport(loss, accLabels, accMain, acceptLength, load, tokens);
-    }
-
-    /**
-     * Routes the input of every backbone MoE layer again (RMSNorm, sigmoid router, {@link MoeRouting}) and counts the
-     * selections per expert. Plain ND4J on the recorded activations: the SameDiff layer does not expose its
-     * routing.
-     */
-    private void countExpertLoad(Map<String, INDArray> acts, Map<String, long[]> counts) {
-        List<BlockType> types = model.config().getLayerTypes();
-        MoeConfig moe = MoeConfig.of(model.config());
-        double eps = model.config().getLayerNormEpsilon();
-        for (int i = 0; i < types.size(); i++) {
-            if (types.get(i) != BlockType.MOE) {
-                continue;
-            }
-            String layer = GraphNames.backboneLayer(i);
-            INDArray input = acts.get(i == 0 ? blockZeroInput(acts) : GraphNames.backboneLayer(i - 1));
-            INDArray rows = input.permute(0, 2, 1).dup('c').reshape(input.size(0) * input.size(2), input.size(1));
-            Map<String, INDArray> params = model.graph().getLayer(layer).paramTable();
-            INDArray rms = Transforms.sqrt(rows.mul(rows).mean(true, 1).addi(eps), false);
-            INDArray normed = rows.divColumnVector(rms).muliRowVector(params.get(NemotronV3Block.NORM));
-            INDArray scores = Transforms.sigmoid(normed.mmul(params.get("mixer." + MoeMixer.GATE).transpose()), false);
-            INDArray selection = MoeRouting.selectionValues(scores, params.get("mixer." + MoeMixer.CORRECTION_BIAS));
-            // the layers' own routing rule (ties, group-limited routing), not a copy of it
-            MoeRouting routing = MoeRouting.route(scores.data().asDouble(), selection.data().asDouble(),
-                    (int) scores.size(0), moe, scores.dataType());
-            long[] layerCounts = counts.computeIfAbsent(layer, key -> new long[routing.experts]);
-            for (int e = 0; e < routing.experts; e++) {
-                layerCounts[e] += routing.count(e);
-            }
-        }
-    }
-
-    private static String blockZeroInput(Map<String, INDArray> acts) {
-        return acts.containsKey(GraphNames.embeddingPart(0)) ? GraphNames.embeddingPart(0) : GraphNames.EMBEDDINGS;
     }
 
     private static long[][] toRows(INDArray values, long b, int t) {
