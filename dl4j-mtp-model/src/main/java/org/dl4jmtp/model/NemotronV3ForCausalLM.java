@@ -389,7 +389,11 @@ public final class NemotronV3ForCausalLM {
      */
     private void requireDocumentSupport() {
         ComputationGraphConfiguration conf = graph.getConfiguration();
-        boolean embedding = graph.getLayer(GraphNames.EMBEDDINGS).conf().getLayer() instanceof TokenEmbeddingLayer;
+        org.deeplearning4j.nn.conf.layers.Layer layer = graph.getLayer(GraphNames.EMBEDDINGS).conf().getLayer();
+        if (layer instanceof org.deeplearning4j.nn.conf.layers.misc.FrozenLayer) {
+            layer = ((org.deeplearning4j.nn.conf.layers.misc.FrozenLayer) layer).getLayer();   // --train-only mtp
+        }
+        boolean embedding = layer instanceof TokenEmbeddingLayer;
         boolean joins = conf.getVertices().values().stream().noneMatch(v -> v instanceof MergeVertex
                 && !(v instanceof DocumentMergeVertex));
         if (!embedding || !joins) {
