@@ -85,7 +85,7 @@ class TrainerTest {
         assertTrue(documents.maxNumber().doubleValue() > documents.minNumber().doubleValue(),
                 "the batch packs more than one document");
 
-        TrainOptions open = new TrainOptions(2, 8, 32, 1e-2, 5, 0.1, 1.0, 7, 2, 4, 2, 5, "FLOAT", "explicit", false);
+        TrainOptions open = isolated.withDocumentIsolation(false);
         assertNull(data(corpus, open).training(0).next().getFeaturesMaskArrays(), "--no-doc-isolation: no mask");
     }
 
