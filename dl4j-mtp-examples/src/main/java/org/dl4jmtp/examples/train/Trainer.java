@@ -118,8 +118,17 @@ public final class Trainer {
         Files.createDirectories(runDir);
         runJson = runFileText(config, mtp, options);
         AtomicFiles.writeString(runDir.resolve(RUN_FILE), runJson);
+        ComputationGraph graph = newGraph(config, mtp, options);
+        return loop(NemotronV3ForCausalLM.of(config, mtp, parallel(graph)), options, data, 0, false);
+    }
+
+    /**
+     * The graph a new run trains: initialised from the seed, with the run's runtime, dtype, Adam with warm-up and
+     * cosine decay and the per-layer gradient clip (also the Spark trainer's, so both train the same model).
+     */
+    public static ComputationGraph newGraph(NemotronV3Config config, MtpConfig mtp, TrainOptions options) {
         // TrainingData labels carry document ids (channel 1): MTP targets never cross a document boundary
-        ComputationGraph graph = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
+        return NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
                 .seed(options.seed())
                 .runtime(options.layerRuntime())
@@ -127,7 +136,6 @@ public final class Trainer {
                 .gradientNormalization(options.gradientClip() > 0 ? GradientNormalization.ClipL2PerLayer
                         : GradientNormalization.None, options.gradientClip() > 0 ? options.gradientClip() : 1.0)
                 .build();
-        return loop(NemotronV3ForCausalLM.of(config, mtp, parallel(graph)), options, data, 0, false);
     }
 
     /** Continues the run in the run directory from its newest complete checkpoint ({@link #prepareResume}). */
@@ -281,6 +289,12 @@ public final class Trainer {
     }
 
     private String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
+        return runFileText(config, mtp, options, dataSettings);
+    }
+
+    /** The text of {@code run.json} (also stored in every checkpoint) for these settings; {@code data} may be null. */
+    public static String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options,
+                                     DataSettings dataSettings) throws IOException {
         ObjectNode node = JSON.createObjectNode();
         node.set("config", JSON.readTree(config.toJson()));
         node.set("mtp", JSON.valueToTree(MtpSettings.of(mtp)));

@@ -1,0 +1,41 @@
+package org.dl4jmtp.spark;
+
+import org.apache.spark.util.CollectionAccumulator;
+import org.deeplearning4j.nn.api.Model;
+import org.deeplearning4j.nn.graph.ComputationGraph;
+import org.deeplearning4j.optimize.api.BaseTrainingListener;
+import org.dl4jmtp.graph.GraphNames;
+import org.dl4jmtp.losses.MtpLossReport;
+import org.dl4jmtp.losses.MtpLossReporting;
+
+import java.io.Serializable;
+
+/**
+ * A training listener that travels with the training master to every worker and sends each step's MTP loss report
+ * (main and per-depth losses) back to the driver through a Spark accumulator; the driver reads the accumulator after
+ * each {@code fit} and logs the steps (the training score alone would lose the per-depth losses).
+ */
+public final class LossCollector extends BaseTrainingListener implements Serializable {
+
+    private static final long serialVersionUID = 1L;
+
+    private final CollectionAccumulator<WorkerLosses> sink;
+
+    public LossCollector(CollectionAccumulator<WorkerLosses> sink) {
+        this.sink = sink;
+    }
+
+    @Override
+    public void iterationDone(Model model, int iteration, int epoch) {
+        if (!(model instanceof ComputationGraph graph)) {
+            throw new IllegalStateException("LossCollector expects a ComputationGraph, got " + model.getClass().getName());
+        }
+        MtpLossReport report = ((MtpLossReporting) graph.getLayer(GraphNames.LM_HEAD)).lastReport();
+        if (report == null) {
+            throw new IllegalStateException("the loss layer '" + GraphNames.LM_HEAD + "' has no report after step "
+                    + (iteration + 1));
+        }
+        // iterationDone comes before the graph's iteration count is incremented: the update just made is number iteration+1
+        sink.add(WorkerLosses.of(iteration + 1L, report));
+    }
+}
