@@ -14,12 +14,19 @@ import java.io.Serializable;
  * A training listener that travels with the training master to every worker and sends each step's MTP loss report
  * (main and per-depth losses) back to the driver through a Spark accumulator; the driver reads the accumulator after
  * each {@code fit} and logs the steps (the training score alone would lose the per-depth losses).
+ *
+ * <p>Spark reports what a task added to its copy of an accumulator when the task ends. Parameter averaging builds a
+ * fresh model with the round's listeners in every task; shared training keeps the model of the first round, with its
+ * listeners, for the whole run. So every copy that a task deserialises becomes the one this JVM writes to, and the
+ * reports of a long-lived model reach the driver through the current round's tasks.
  */
 public final class LossCollector extends BaseTrainingListener implements Serializable {
 
     private static final long serialVersionUID = 1L;
 
     private final CollectionAccumulator<WorkerLosses> sink;
+    /** The accumulator copy of the newest task of this JVM (null on the driver). */
+    private static volatile CollectionAccumulator<WorkerLosses> current;
 
     public LossCollector(CollectionAccumulator<WorkerLosses> sink) {
         this.sink = sink;
@@ -36,6 +43,12 @@ public final class LossCollector extends BaseTrainingListener implements Seriali
                     + (iteration + 1));
         }
         // iterationDone comes before the graph's iteration count is incremented: the update just made is number iteration+1
-        sink.add(WorkerLosses.of(iteration + 1L, report));
+        CollectionAccumulator<WorkerLosses> target = current;
+        (target != null ? target : sink).add(WorkerLosses.of(iteration + 1L, report));
+    }
+
+    private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {
+        in.defaultReadObject();
+        current = sink;
     }
 }

@@ -28,6 +28,9 @@ public record SparkSettings(String trainingMaster, int workers, int averagingFre
 
     public static final String PARAMETER_AVERAGING = "parameter-averaging";
     public static final String SHARED = "shared";
+    /** The Aeron property that shared training needs raised on the driver and on every executor. */
+    public static final String AERON_UNBLOCK_TIMEOUT = "aeron.publication.unblock.timeout";
+    public static final String AERON_UNBLOCK_TIMEOUT_NS = "60000000000";
 
     public SparkSettings {
         trainingMaster = trainingMaster == null ? PARAMETER_AVERAGING : trainingMaster.toLowerCase(Locale.ROOT);
@@ -70,6 +73,12 @@ public record SparkSettings(String trainingMaster, int workers, int averagingFre
                     .rddTrainingApproach(RDDTrainingApproach.Direct)
                     .rngSeed(seed)
                     .build();
+        }
+        // DL4J's Aeron transport sets a client liveness timeout of 30 s, above Aeron 1.39's default publication unblock
+        // timeout (15 s), and Aeron then refuses to start ("publicationUnblockTimeoutNs ... <= clientLivenessTimeoutNs");
+        // executors need the same property (docs/spark.md)
+        if (System.getProperty(AERON_UNBLOCK_TIMEOUT) == null) {
+            System.setProperty(AERON_UNBLOCK_TIMEOUT, AERON_UNBLOCK_TIMEOUT_NS);
         }
         VoidConfiguration.VoidConfigurationBuilder voidConfig = VoidConfiguration.builder().unicastPort(unicastPort);
         if (controllerAddress != null) {

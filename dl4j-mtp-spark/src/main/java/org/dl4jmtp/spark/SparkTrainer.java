@@ -147,6 +147,7 @@ public final class SparkTrainer {
         ValidationReport lastValidation = null;
         long step = 0;
         double trainSeconds = 0;
+        long trainTokens = 0;
         long start = System.nanoTime();
         log.printf(Locale.ROOT, "Training %d parameters on Spark (%s, %d workers, %d steps per round); %s%n",
                 graph.numParams(), settings.trainingMaster(), workers, f, data.describe());
@@ -163,7 +164,8 @@ public final class SparkTrainer {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 round.unpersist(false);
                 trainSeconds += seconds;
-                List<MtpLossReport> perStep = combinePerStep(losses.value(), mtp, workers, f, step);
+                trainTokens += tokensPerStep * f;
+                List<MtpLossReport> perStep = combinePerStep(losses.value(), mtp, settings, step);
                 ComputationGraph current = sparkGraph.getNetwork();
                 NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(config, mtp, current);
                 for (MtpLossReport report : perStep) {
@@ -174,14 +176,15 @@ public final class SparkTrainer {
                                 + (lastCheckpoint != null ? lastCheckpoint : "(none written yet)") + ".");
                     }
                     double lr = schedule.valueAt((int) step - 1, 0);
-                    double tokensPerSecond = tokensPerStep * f / seconds;
+                    double tokensPerSecond = tokensPerStep * f / seconds;   // the round's batches over its time
                     ObjectNode row = MetricsLog.trainRow(step, lr, report, tokensPerSecond,
                             (System.nanoTime() - start) / 1e9);
                     for (TrainingObserver observer : observers) {
                         observer.onStep(step, lr, report, tokensPerSecond);
                     }
                     boolean roundEnd = report == perStep.get(perStep.size() - 1);
-                    if (roundEnd && (crossed(step, f, options.evalEvery()) || step == options.steps())) {
+                    boolean lastRound = step >= options.steps();
+                    if (roundEnd && (crossed(step, perStep.size(), options.evalEvery()) || lastRound)) {
                         lastValidation = new Validator(model).evaluate(data.validation());
                         MetricsLog.addValidation(row, lastValidation);
                         for (TrainingObserver observer : observers) {
@@ -189,7 +192,7 @@ public final class SparkTrainer {
                         }
                     }
                     metrics.write(row);
-                    if (roundEnd && (crossed(step, f, options.checkpointEvery()) || step == options.steps())) {
+                    if (roundEnd && (crossed(step, perStep.size(), options.checkpointEvery()) || lastRound)) {
                         lastCheckpoint = checkpoints.save(current, step, runJson);
                     }
                 }
@@ -204,7 +207,7 @@ public final class SparkTrainer {
         NemotronV3ForCausalLM.of(config, mtp, sparkGraph.getNetwork())
                 .save(hf, true, NemotronV3ForCausalLM.SaveOptions.defaults().withDType(saveDType));
         return new Result(step, lastValidation, lastCheckpoint, hf, (System.nanoTime() - start) / 1e9,
-                trainSeconds > 0 ? tokensPerStep * step / trainSeconds : 0);
+                trainSeconds > 0 ? trainTokens / trainSeconds : 0);
     }
 
     /** True if a multiple of {@code every} lies in the round that ended at {@code step}. */
@@ -213,24 +216,30 @@ public final class SparkTrainer {
     }
 
     /**
-     * The round's losses, one report per step: each worker's report of that step, combined like the slices of one
-     * batch (count-weighted, {@link MtpLossReport#combine}). Every worker must have reported every step.
+     * The round's losses, one report per step: the reports of that step, combined like the slices of one batch
+     * (count-weighted, {@link MtpLossReport#combine}). Parameter averaging: each of the {@code workers} reports each
+     * of the round's {@code steps} steps. Shared training: every executor keeps one model for the whole run, which
+     * all its tasks update in turn (in local mode one model makes every update), so a round makes consecutive steps
+     * from {@code stepBefore + 1} on, each reported by one or more models.
      */
-    static List<MtpLossReport> combinePerStep(List<WorkerLosses> reported, MtpConfig mtp, int workers, int steps,
+    static List<MtpLossReport> combinePerStep(List<WorkerLosses> reported, MtpConfig mtp, SparkSettings settings,
                                               long stepBefore) {
         Map<Long, List<MtpLossReport>> byStep = new TreeMap<>();
         for (WorkerLosses w : reported) {
             byStep.computeIfAbsent(w.step(), s -> new ArrayList<>()).add(w.report());
         }
+        int steps = settings.shared() ? byStep.size() : settings.averagingFrequency();
         List<MtpLossReport> combined = new ArrayList<>();
         for (long s = stepBefore + 1; s <= stepBefore + steps; s++) {
             List<MtpLossReport> slices = byStep.getOrDefault(s, List.of());
-            if (slices.size() != workers || byStep.size() != steps) {
+            boolean complete = settings.shared() ? !slices.isEmpty() : slices.size() == settings.workers();
+            if (!complete || byStep.size() != steps || steps == 0) {
                 StringBuilder counts = new StringBuilder();
                 byStep.forEach((k, l) -> counts.append(' ').append(k).append(':').append(l.size()));
-                throw new IllegalStateException("round after step " + stepBefore + ": expected " + workers
-                        + " worker reports of each of steps " + (stepBefore + 1) + ".." + (stepBefore + steps)
-                        + ", got (step:reports)" + counts);
+                throw new IllegalStateException("round after step " + stepBefore + ": expected "
+                        + (settings.shared() ? "reports of consecutive steps from " + (stepBefore + 1)
+                        : settings.workers() + " worker reports of each of steps " + (stepBefore + 1) + ".."
+                        + (stepBefore + steps)) + ", got (step:reports)" + counts);
             }
             combined.add(MtpLossReport.combine(slices, mtp.getLossNormalization()));
         }
