@@ -1,5 +1,6 @@
 package org.dl4jmtp.spark;
 
+import org.apache.spark.TaskContext;
 import org.apache.spark.util.CollectionAccumulator;
 import org.deeplearning4j.nn.api.Model;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -17,8 +18,9 @@ import java.io.Serializable;
  *
  * <p>Spark reports what a task added to its copy of an accumulator when the task ends. Parameter averaging builds a
  * fresh model with the round's listeners in every task; shared training keeps the model of the first round, with its
- * listeners, for the whole run. So every copy that a task deserialises becomes the one this JVM writes to, and the
- * reports of a long-lived model reach the driver through the current round's tasks.
+ * listeners, for the whole run: a listener whose own task has ended writes to the copy of the newest task of its JVM
+ * (which, in shared training, lives until the round's training is done), so the reports of a long-lived model reach
+ * the driver through the current round's tasks.
  */
 public final class LossCollector extends BaseTrainingListener implements Serializable {
 
@@ -27,6 +29,8 @@ public final class LossCollector extends BaseTrainingListener implements Seriali
     private final CollectionAccumulator<WorkerLosses> sink;
     /** The accumulator copy of the newest task of this JVM (null on the driver). */
     private static volatile CollectionAccumulator<WorkerLosses> current;
+    /** The task that deserialised this listener (null on the driver). */
+    private transient TaskContext task;
 
     public LossCollector(CollectionAccumulator<WorkerLosses> sink) {
         this.sink = sink;
@@ -43,12 +47,16 @@ public final class LossCollector extends BaseTrainingListener implements Seriali
                     + (iteration + 1));
         }
         // iterationDone comes before the graph's iteration count is incremented: the update just made is number iteration+1
-        CollectionAccumulator<WorkerLosses> target = current;
-        (target != null ? target : sink).add(WorkerLosses.of(iteration + 1L, report));
+        boolean ownTaskEnded = task != null && task.isCompleted();
+        CollectionAccumulator<WorkerLosses> newest = current;
+        (ownTaskEnded && newest != null ? newest : sink).add(WorkerLosses.of(iteration + 1L, report));
     }
 
     private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {
         in.defaultReadObject();
-        current = sink;
+        task = TaskContext.get();
+        if (task != null) {
+            current = sink;
+        }
     }
 }

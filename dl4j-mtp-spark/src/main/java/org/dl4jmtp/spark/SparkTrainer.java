@@ -217,10 +217,14 @@ public final class SparkTrainer {
 
     /**
      * The round's losses, one report per step: the reports of that step, combined like the slices of one batch
-     * (count-weighted, {@link MtpLossReport#combine}). Parameter averaging: each of the {@code workers} reports each
-     * of the round's {@code steps} steps. Shared training: every executor keeps one model for the whole run, which
-     * all its tasks update in turn (in local mode one model makes every update), so a round makes consecutive steps
-     * from {@code stepBefore + 1} on, each reported by one or more models.
+     * (count-weighted, {@link MtpLossReport#combine}).
+     * <ul>
+     *   <li>Parameter averaging: each of the {@code workers} reports each of the round's steps
+     *       {@code stepBefore + 1 .. stepBefore + averagingFrequency}.</li>
+     *   <li>Shared training: every executor keeps one model for the whole run, which all its tasks update in turn (in
+     *       local mode one model makes every update), and its iteration count is its own; the round's steps are the
+     *       distinct iteration numbers reported, in order, each combined over the models that reported it.</li>
+     * </ul>
      */
     static List<MtpLossReport> combinePerStep(List<WorkerLosses> reported, MtpConfig mtp, SparkSettings settings,
                                               long stepBefore) {
@@ -228,19 +232,25 @@ public final class SparkTrainer {
         for (WorkerLosses w : reported) {
             byStep.computeIfAbsent(w.step(), s -> new ArrayList<>()).add(w.report());
         }
-        int steps = settings.shared() ? byStep.size() : settings.averagingFrequency();
-        List<MtpLossReport> combined = new ArrayList<>();
-        for (long s = stepBefore + 1; s <= stepBefore + steps; s++) {
-            List<MtpLossReport> slices = byStep.getOrDefault(s, List.of());
-            boolean complete = settings.shared() ? !slices.isEmpty() : slices.size() == settings.workers();
-            if (!complete || byStep.size() != steps || steps == 0) {
-                StringBuilder counts = new StringBuilder();
-                byStep.forEach((k, l) -> counts.append(' ').append(k).append(':').append(l.size()));
-                throw new IllegalStateException("round after step " + stepBefore + ": expected "
-                        + (settings.shared() ? "reports of consecutive steps from " + (stepBefore + 1)
-                        : settings.workers() + " worker reports of each of steps " + (stepBefore + 1) + ".."
-                        + (stepBefore + steps)) + ", got (step:reports)" + counts);
+        boolean complete;
+        if (settings.shared()) {
+            complete = !byStep.isEmpty();
+        } else {
+            complete = byStep.size() == settings.averagingFrequency();
+            for (long s = stepBefore + 1; s <= stepBefore + settings.averagingFrequency(); s++) {
+                complete &= byStep.getOrDefault(s, List.of()).size() == settings.workers();
             }
+        }
+        if (!complete) {
+            StringBuilder counts = new StringBuilder();
+            byStep.forEach((k, l) -> counts.append(' ').append(k).append(':').append(l.size()));
+            throw new IllegalStateException("round after step " + stepBefore + ": expected "
+                    + (settings.shared() ? "at least one step report"
+                    : settings.workers() + " worker reports of each of steps " + (stepBefore + 1) + ".."
+                    + (stepBefore + settings.averagingFrequency())) + ", got (step:reports)" + counts);
+        }
+        List<MtpLossReport> combined = new ArrayList<>();
+        for (List<MtpLossReport> slices : byStep.values()) {
             combined.add(MtpLossReport.combine(slices, mtp.getLossNormalization()));
         }
         return combined;
