@@ -81,7 +81,7 @@ public final class SparkTrainer {
 
     /**
      * DL4J listeners that run on the workers (e.g. the UI's StatsListener), their stats routed back to {@code router}
-     * on the driver by the training master.
+     * on the driver by the training master. Parameter averaging only: shared training returns no listener stats.
      */
     public SparkTrainer workerListeners(org.deeplearning4j.core.storage.StatsStorageRouter router,
                                         List<TrainingListener> listeners) {
@@ -130,10 +130,20 @@ public final class SparkTrainer {
         TrainingMaster<?, ?> master = settings.build(options.batchSize(), options.seed());
         CollectionAccumulator<WorkerLosses> losses = spark.sc().collectionAccumulator("dl4j-mtp step losses");
         IterationCountRestorer stepCount = new IterationCountRestorer();
-        List<TrainingListener> listeners = new ArrayList<>(workerListeners);
+        List<TrainingListener> listeners = new ArrayList<>();
+        // SharedTrainingMaster ships the stats router itself to the workers (a stats file cannot travel) and, in
+        // 1.0.0-M2, returns no listener stats: the worker listeners are for parameter averaging only
+        boolean workerStats = !settings.shared() && !workerListeners.isEmpty();
+        if (settings.shared() && !workerListeners.isEmpty()) {
+            log.println("note: shared training returns no DL4J listener stats from the workers; "
+                    + "the MTP losses and validations are still recorded");
+        }
+        if (workerStats) {
+            listeners.addAll(workerListeners);
+        }
         listeners.add(stepCount);
         listeners.add(new LossCollector(losses));
-        master.setListeners(statsRouter, listeners);
+        master.setListeners(workerStats ? statsRouter : null, listeners);
         SparkComputationGraph sparkGraph = new SparkComputationGraph(spark, graph, master);
         Broadcast<TrainingBatches> batches = spark.broadcast(new TrainingBatches(data.trainingStream(),
                 options.batchSize(), options.seqLen(), options.seed(), options.nd4jDataType()));

@@ -44,15 +44,9 @@ class SparkTrainCommandTest {
             Files.writeString(corpus.resolve("doc" + i + ".txt"), documents.get(i).text());
         }
         Files.writeString(corpus.resolve("notes.md"), "not a .txt file: not part of the corpus");
-        Path config = dir.resolve("config.json");
-        Files.writeString(config, "{\"model_type\": \"nemotron_h\", \"vocab_size\": 256, \"hidden_size\": 32,"
-                + "\"hybrid_override_pattern\": \"M*\", \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
-                + "\"head_dim\": 16, \"mamba_num_heads\": 2, \"mamba_head_dim\": 16, \"ssm_state_size\": 8,"
-                + "\"n_groups\": 1, \"conv_kernel\": 4, \"chunk_size\": 16, \"intermediate_size\": 64,"
-                + "\"num_nextn_predict_layers\": 2, \"mtp_hybrid_override_pattern\": \"-\"}");
         Path out = dir.resolve("run");
 
-        int code = SparkTrainCommand.commandLine(new SparkTrainCommand(spark)).execute("--config", config.toString(),
+        int code = SparkTrainCommand.commandLine(new SparkTrainCommand(spark)).execute("--config", microConfig(dir),
                 "--corpus", dir.resolve("corpus").toUri().toString(), "--out", out.toString(), "--steps", "4",
                 "--averaging-frequency", "2", "--workers", "2", "--batch-size", "2", "--seq-len", "32",
                 "--eval-every", "4", "--eval-batches", "1", "--checkpoint-every", "4", "--mtp-repeated");
@@ -76,6 +70,37 @@ class SparkTrainCommandTest {
         } finally {
             stats.close();
         }
+    }
+
+    /** Shared training through the command line: the stats router stays on the driver, the MTP records are written. */
+    @Test
+    void sharedTrainingKeepsTheStatsOnTheDriver(@TempDir Path dir) throws Exception {
+        Path corpus = Files.writeString(dir.resolve("corpus.txt"), Corpus.synthetic(6, 1, 4000).documents().get(0).text());
+        Path out = dir.resolve("run");
+        int code = SparkTrainCommand.commandLine(new SparkTrainCommand(spark)).execute("--config", microConfig(dir),
+                "--corpus", corpus.toString(), "--out", out.toString(), "--steps", "2", "--averaging-frequency", "2",
+                "--workers", "2", "--batch-size", "2", "--seq-len", "32", "--eval-every", "2", "--eval-batches", "1",
+                "--training-master", "shared", "--controller-address", "127.0.0.1", "--network-mask", "127.0.0.0/8");
+        assertEquals(0, code);
+        FileStatsStorage stats = new FileStatsStorage(out.resolve("stats.dl4j").toFile());
+        try {
+            List<String> sessions = stats.listSessionIDs();
+            assertEquals(1, sessions.size());
+            assertTrue(stats.listTypeIDsForSession(sessions.get(0)).contains(MtpStatsRecord.TYPE_ID));
+        } finally {
+            stats.close();
+        }
+    }
+
+    /** SparkTrainerTest's micro model as an HF config.json. */
+    private static String microConfig(Path dir) throws java.io.IOException {
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, "{\"model_type\": \"nemotron_h\", \"vocab_size\": 256, \"hidden_size\": 32,"
+                + "\"hybrid_override_pattern\": \"M*\", \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
+                + "\"head_dim\": 16, \"mamba_num_heads\": 2, \"mamba_head_dim\": 16, \"ssm_state_size\": 8,"
+                + "\"n_groups\": 1, \"conv_kernel\": 4, \"chunk_size\": 16, \"intermediate_size\": 64,"
+                + "\"num_nextn_predict_layers\": 2, \"mtp_hybrid_override_pattern\": \"-\"}");
+        return config.toString();
     }
 
     @Test
