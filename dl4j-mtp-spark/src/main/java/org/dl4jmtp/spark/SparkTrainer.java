@@ -162,10 +162,12 @@ public final class SparkTrainer {
         log.printf(Locale.ROOT, "Training %d parameters on Spark (%s, %d workers, %d steps per round); %s%n",
                 graph.numParams(), settings.trainingMaster(), workers, f, data.describe());
         try (MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"), -1)) {
+            long nextBatch = 0;   // every round takes the next W·F batches (parameter averaging: step·W)
             while (step < options.steps()) {
-                long first = step * workers;
+                long first = nextBatch;
+                nextBatch += (long) workers * f;
                 JavaRDD<MultiDataSet> round = spark.parallelize(
-                                LongStream.range(first, first + (long) workers * f).boxed().toList(), workers)
+                                LongStream.range(first, nextBatch).boxed().toList(), workers)
                         .map(index -> batches.value().batch(index));
                 losses.reset();
                 stepCount.roundStartsAfter(Math.toIntExact(step));
