@@ -13,11 +13,13 @@ import org.dl4jmtp.moe.MoeConfig;
 /**
  * What one block needs: its type, the hidden size, the norm's epsilon and its mixer's configuration (exactly one of
  * the four mixer fields is set, the one of {@link #blockType}). A layer configuration stores this, not the model's
- * whole HF config.
+ * whole HF config. Serializable: Spark ships layer configurations to its workers with Java serialisation.
  */
 @Data
 @NoArgsConstructor
-public class BlockConfig {
+public class BlockConfig implements java.io.Serializable {
+
+    private static final long serialVersionUID = 1L;
 
     private BlockType blockType;
     private int hiddenSize;

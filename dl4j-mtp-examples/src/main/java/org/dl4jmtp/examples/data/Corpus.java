@@ -167,6 +167,16 @@ public final class Corpus {
         } catch (IOException e) {
             throw new UncheckedIOException("Cannot read " + file, e);
         }
+        return decodeUtf8(bytes, file.toString());
+    }
+
+    /**
+     * {@code bytes} (the contents of the file {@code name}, e.g. read from a Hadoop file system) as text, strictly as
+     * {@link #readUtf8}.
+     *
+     * @throws IllegalArgumentException naming the file and the byte offset of the first NUL byte or malformed sequence
+     */
+    public static String decodeUtf8(byte[] bytes, String name) {
         CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT);
@@ -179,11 +189,11 @@ public final class Corpus {
         int checked = result.isError() ? in.position() : bytes.length;
         for (int i = 0; i < checked; i++) {
             if (bytes[i] == 0) {
-                throw new IllegalArgumentException(file + " is a binary file, not text: NUL byte at offset " + i);
+                throw new IllegalArgumentException(name + " is a binary file, not text: NUL byte at offset " + i);
             }
         }
         if (result.isError()) {
-            throw new IllegalArgumentException(file + " is not valid UTF-8: malformed byte sequence at offset "
+            throw new IllegalArgumentException(name + " is not valid UTF-8: malformed byte sequence at offset "
                     + in.position() + String.format(Locale.ROOT, " (0x%02X)", bytes[in.position()] & 0xFF));
         }
         return out.flip().toString();

@@ -48,6 +48,11 @@ public final class CorpusTrainingData implements TrainingData {
         return validation;
     }
 
+    /** The training part of the token stream (what {@link #training} packs into windows). */
+    public TokenStream trainingStream() {
+        return split.train();
+    }
+
     /** Unigram entropy of the training tokens, nats per token: the loss of a model that ignores context. */
     public double unigramEntropyNats() {
         return split.train().unigramEntropyNats();

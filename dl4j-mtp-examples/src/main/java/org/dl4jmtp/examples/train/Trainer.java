@@ -123,6 +123,23 @@ public final class Trainer {
         Files.createDirectories(runDir);
         runJson = runFileText(config, mtp, options);
         AtomicFiles.writeString(runDir.resolve(RUN_FILE), runJson);
+        ComputationGraph graph = newGraph(config, mtp, options);
+        if (options.trainsOnlyMtp()) {
+            log.println("--train-only mtp: everything outside mtp.* is frozen (no gradient, no optimizer state)");
+        }
+        Map<String, SafetensorsDType> sources = options.initFrom() != null
+                ? PretrainedStart.load(graph, Path.of(options.initFrom()), mtp, System.err) : Map.of();
+        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(config, mtp, parallel(graph));
+        model.rememberSourceDTypes(sources);
+        return loop(model, options, data, 0, false);
+    }
+
+    /**
+     * The graph a new run trains: initialised from the seed, with the run's runtime, dtype, Adam with warm-up and
+     * cosine decay, the per-layer gradient clip and, with {@code --train-only mtp}, everything outside {@code mtp.*}
+     * frozen (also the Spark trainer's, so both train the same model).
+     */
+    public static ComputationGraph newGraph(NemotronV3Config config, MtpConfig mtp, TrainOptions options) {
         // TrainingData labels carry document ids (channel 1): MTP targets never cross a document boundary
         ComputationGraphConfiguration conf = NemotronV3ForCausalLM.graphBuilder(config, mtp, true)
                 .dataType(options.nd4jDataType())
@@ -134,15 +151,10 @@ public final class Trainer {
                 .buildConfiguration();
         if (options.trainsOnlyMtp()) {
             MtpOnlyTraining.freezeAllButMtp(conf);
-            log.println("--train-only mtp: everything outside mtp.* is frozen (no gradient, no optimizer state)");
         }
         ComputationGraph graph = new ComputationGraph(conf);
         graph.init();
-        Map<String, SafetensorsDType> sources = options.initFrom() != null
-                ? PretrainedStart.load(graph, Path.of(options.initFrom()), mtp, System.err) : Map.of();
-        NemotronV3ForCausalLM model = NemotronV3ForCausalLM.of(config, mtp, parallel(graph));
-        model.rememberSourceDTypes(sources);
-        return loop(model, options, data, 0, false);
+        return graph;
     }
 
     /** Continues the run in the run directory from its newest complete checkpoint ({@link #prepareResume}). */
@@ -299,6 +311,12 @@ public final class Trainer {
     }
 
     private String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options) throws IOException {
+        return runFileText(config, mtp, options, dataSettings);
+    }
+
+    /** The text of {@code run.json} (also stored in every checkpoint) for these settings; {@code data} may be null. */
+    public static String runFileText(NemotronV3Config config, MtpConfig mtp, TrainOptions options,
+                                     DataSettings dataSettings) throws IOException {
         ObjectNode node = JSON.createObjectNode();
         node.set("config", JSON.readTree(config.toJson()));
         node.set("mtp", JSON.valueToTree(MtpSettings.of(mtp)));
