@@ -20,10 +20,11 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
     /** Positions per query/key block of the blocked computation: T ≤ 256 (the small preset) is one block. */
     static final int BLOCK_SIZE = 256;
     /**
-     * Up to this T the dense [T, T] computation runs. 0: blocked everywhere, since it measured no slower than dense
-     * at the presets' T = 256 and 512 (docs/performance.md); the dense path stays as the tests' reference.
+     * Up to this T the dense [T, T] computation runs: it keeps the probabilities for backprop, where the blocked one
+     * recomputes them, and at these lengths they are small (the presets' T = 256 and 512; a small-preset training step
+     * used ~10 % more CPU blocked, docs/performance.md). Beyond it, blocked: memory linear in T.
      */
-    static final int DENSE_UP_TO = 0;
+    static final int DENSE_UP_TO = 512;
 
     /** What backprop needs from one forward pass. */
     public static final class Forward {
