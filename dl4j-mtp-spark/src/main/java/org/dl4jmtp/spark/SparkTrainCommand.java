@@ -7,7 +7,6 @@ import org.deeplearning4j.core.storage.StatsStorage;
 import org.deeplearning4j.ui.model.stats.StatsListener;
 import org.deeplearning4j.ui.model.storage.FileStatsStorage;
 import org.dl4jmtp.config.MtpConfig;
-import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.CheckpointSupport;
 import org.dl4jmtp.examples.LayerRuntimeOption;
@@ -21,6 +20,7 @@ import org.dl4jmtp.examples.train.CorpusTrainingData;
 import org.dl4jmtp.examples.train.Presets;
 import org.dl4jmtp.examples.train.TrainOptions;
 import org.dl4jmtp.examples.train.Trainer;
+import org.dl4jmtp.examples.train.TrainingRunOptions;
 import org.dl4jmtp.examples.ui.MtpUiObserver;
 import org.dl4jmtp.ui.MtpDashboard;
 import org.dl4jmtp.ui.MtpStatsRecorder;
@@ -71,38 +71,8 @@ public final class SparkTrainCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "runs/spark", description = "Run directory on the driver (default: runs/spark).")
     Path out;
 
-    @Option(names = "--mtp-depths", description = "MTP depths D (default: the config's num_nextn_predict_layers).")
-    Integer mtpDepths;
-    @Option(names = "--mtp-repeated", description = "One weight-tied MTP depth applied D times.")
-    boolean mtpRepeated;
-    @Option(names = "--mtp-lambda", defaultValue = "0.1", description = "MTP loss weight λ (default: 0.1).")
-    double mtpLambda;
-    @Option(names = "--mtp-norm", defaultValue = "main",
-            description = "MTP loss normalisation: main (NeMo Automodel, default) or depth (Megatron).")
-    String mtpNorm;
-
-    @Option(names = "--steps", defaultValue = "200", description = "Optimizer steps of each worker (a multiple of"
-            + " --averaging-frequency).") int steps;
-    @Option(names = "--batch-size", defaultValue = "8", description = "Sequences per batch of each worker.") int batchSize;
-    @Option(names = "--seq-len", defaultValue = "128") int seqLen;
-    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate (Adam).") double lr;
-    @Option(names = "--warmup", defaultValue = "30", description = "Warm-up steps.") int warmup;
-    @Option(names = "--min-lr-ratio", defaultValue = "0.1", description = "Final LR / peak LR (cosine).") double minLrRatio;
-    @Option(names = "--clip", defaultValue = "1.0", description = "Per-layer gradient L2 clip (0 = off).") double clip;
-    @Option(names = "--seed", defaultValue = "42") long seed;
-    @Option(names = "--eval-every", defaultValue = "50", description = "Validate at the end of the round that"
-            + " reaches a multiple of this step (and at the end).") int evalEvery;
-    @Option(names = "--eval-batches", defaultValue = "8") int evalBatches;
-    @Option(names = "--checkpoint-every", defaultValue = "100") int checkpointEvery;
-    @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
-    @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
-    @Option(names = "--no-doc-isolation", description = "Let the documents packed into a window see each other (as"
-            + " train's option; default: each sees only itself).")
-    boolean noDocIsolation;
-    @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
-    @Option(names = "--save-dtype", paramLabel = "DTYPE", defaultValue = "float32",
-            description = "dtype of the final HF export in <out>/hf: float32 (default), bfloat16 or float16.")
-    String saveDType;
+    @CommandLine.Mixin
+    TrainingRunOptions run = new TrainingRunOptions();
     @CommandLine.Mixin
     LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
 
@@ -112,7 +82,9 @@ public final class SparkTrainCommand implements Callable<Integer> {
     @Option(names = "--workers", description = "Parallel workers (default: Spark's default parallelism, the total"
             + " executor cores).") Integer workers;
     @Option(names = "--averaging-frequency", defaultValue = "5", description = "Steps of each worker between two"
-            + " parameter averagings (shared: per Spark job); default 5.") int averagingFrequency;
+            + " parameter averagings (shared: per Spark job); default 5. --steps and --batch-size count per worker;"
+            + " --steps must be a multiple of this, and validation runs at the end of the round that reaches a multiple"
+            + " of --eval-every.") int averagingFrequency;
     @Option(names = "--threshold", defaultValue = "1e-3", description = "shared: initial threshold of the adaptive"
             + " gradient encoding (default 1e-3).") double threshold;
     @Option(names = "--unicast-port", defaultValue = "40123", description = "shared: parameter server port on every"
@@ -157,8 +129,7 @@ public final class SparkTrainCommand implements Callable<Integer> {
         System.setProperty("java.awt.headless", "true");
         PrintStream log = System.out;
         NemotronV3Config model = config != null ? CheckpointSupport.readConfigFile(config) : Presets.byName(preset);
-        MtpConfig mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
-        mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
+        MtpConfig mtp = run.mtpConfig(model);
         mtp.validate();
         TrainOptions options = trainOptions();
         JavaSparkContext spark = given != null ? given
@@ -175,7 +146,7 @@ public final class SparkTrainCommand implements Callable<Integer> {
                         + " tokenizer's " + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
             Corpus text = HadoopCorpus.read(corpus, hadoop);
-            CorpusTrainingData data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
+            CorpusTrainingData data = new CorpusTrainingData(text, tokenizer, run.validationFraction(), options);
             Files.createDirectories(out);
             StatsStorage stats = new FileStatsStorage(out.resolve(MtpDashboard.STATS_FILE).toFile());
             try (MtpUiServer server = ui || uiPort != null ? MtpUiServer.start(uiPort != null ? uiPort
@@ -188,10 +159,11 @@ public final class SparkTrainCommand implements Callable<Integer> {
                 MtpStatsRecorder recorder = new MtpStatsRecorder(stats, session);
                 String description = String.format(Locale.ROOT, "Spark %s, %d workers × batch %d × %d tokens,"
                                 + " MTP D=%d ('%s', λ %s), %d steps", settings.trainingMaster(), settings.workers(),
-                        batchSize, seqLen, mtp.getNumLayers(), mtp.getLayerPattern(), mtp.getLossScalingFactor(), steps);
+                        options.batchSize(), options.seqLen(), mtp.getNumLayers(), mtp.getLayerPattern(), mtp.getLossScalingFactor(),
+                        options.steps());
                 SparkTrainer trainer = new SparkTrainer(spark, out, log)
-                        .saveDType(SaveSettings.dtype(saveDType))
-                        .dataSettings(new Trainer.DataSettings(corpus, tokenizerJson, validationFraction))
+                        .saveDType(SaveSettings.dtype(run.saveDType()))
+                        .dataSettings(new Trainer.DataSettings(corpus, tokenizerJson, run.validationFraction()))
                         .addObserver(new MtpUiObserver(recorder, () -> description))
                         .workerListeners(stats, List.of(new StatsListener(null, null, null, session, null)));
                 SparkTrainer.Result result;
@@ -220,16 +192,7 @@ public final class SparkTrainCommand implements Callable<Integer> {
     }
 
     private TrainOptions trainOptions() {
-        String type = dtype.toUpperCase(Locale.ROOT);
-        if (!type.equals("FLOAT") && !type.equals("DOUBLE")) {
-            throw new UserException("--dtype must be float or double, got " + dtype);
-        }
-        if (!(validationFraction > 0 && validationFraction < 1)) {
-            throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
-        }
-        return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName())
-                .withDocumentIsolation(!noDocIsolation);
+        return run.trainOptions(layerRuntime.get(spec.commandLine()).cliName());
     }
 
     /** A tokenizer.json on the driver's disk: the file itself, or a temp copy of one on a Hadoop file system. */

@@ -1,7 +1,6 @@
 package org.dl4jmtp.examples.train;
 
 import org.dl4jmtp.config.MtpConfig;
-import org.dl4jmtp.config.MtpLossNormalization;
 import org.dl4jmtp.config.NemotronV3Config;
 import org.dl4jmtp.examples.CheckpointSupport;
 import org.dl4jmtp.examples.LayerRuntimeOption;
@@ -70,19 +69,6 @@ public final class TrainCommand implements Callable<Integer> {
             + " checkpoint, on the same data (its corpus, tokenizer and validation split are in DIR/run.json).")
     Path resume;
 
-    @Option(names = "--mtp-depths", description = "MTP depths D (default: the config's num_nextn_predict_layers).")
-    Integer mtpDepths;
-
-    @Option(names = "--mtp-repeated", description = "One weight-tied MTP depth applied D times.")
-    boolean mtpRepeated;
-
-    @Option(names = "--mtp-lambda", defaultValue = "0.1", description = "MTP loss weight λ (default: 0.1).")
-    double mtpLambda;
-
-    @Option(names = "--mtp-norm", defaultValue = "main",
-            description = "MTP loss normalisation: main (NeMo Automodel, default) or depth (Megatron).")
-    String mtpNorm;
-
     @Option(names = "--mtp-pattern", paramLabel = "PATTERN", description = "Sublayer pattern of one MTP depth, e.g. *E"
             + " (default: the config's mtp_hybrid_override_pattern; needed with --init-from a checkpoint without MTP).")
     String mtpPattern;
@@ -101,30 +87,11 @@ public final class TrainCommand implements Callable<Integer> {
                     + " (bit-identical in the export, no gradient, no optimizer state).")
     String trainOnly;
 
-    @Option(names = "--steps", defaultValue = "200") int steps;
-    @Option(names = "--batch-size", defaultValue = "8") int batchSize;
-    @Option(names = "--seq-len", defaultValue = "128") int seqLen;
-    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate (Adam).") double lr;
-    @Option(names = "--warmup", defaultValue = "30", description = "Warm-up steps.") int warmup;
-    @Option(names = "--min-lr-ratio", defaultValue = "0.1", description = "Final LR / peak LR (cosine).") double minLrRatio;
-    @Option(names = "--clip", defaultValue = "1.0", description = "Per-layer gradient L2 clip (0 = off).") double clip;
-    @Option(names = "--seed", defaultValue = "42") long seed;
-    @Option(names = "--eval-every", defaultValue = "50") int evalEvery;
-    @Option(names = "--eval-batches", defaultValue = "8") int evalBatches;
-    @Option(names = "--checkpoint-every", defaultValue = "100") int checkpointEvery;
-    @Option(names = "--keep-checkpoints", defaultValue = "3") int keepCheckpoints;
-    @Option(names = "--validation-fraction", defaultValue = "0.05") double validationFraction;
     @Option(names = "--replicas", description = "Compute each step on this many slices of the batch in parallel"
             + " threads (exact; default: one per core, at most the batch size, for models large enough to gain;"
             + " else 1).") Integer replicas;
-    @Option(names = "--no-doc-isolation", description = "Let the documents packed into a window see each other in "
-            + "attention, the Mamba2 conv and the SSM state (default: each sees only itself, as the reference's packed "
-            + "training does; the loss keeps its targets inside the documents either way).")
-    boolean noDocIsolation;
-    @Option(names = "--dtype", defaultValue = "float", description = "float (default) or double.") String dtype;
-    @Option(names = "--save-dtype", paramLabel = "DTYPE", defaultValue = "float32",
-            description = "dtype of the final HF export in <out>/hf: float32 (default), bfloat16 or float16"
-                    + " (training checkpoints stay float32).") String saveDType;
+    @CommandLine.Mixin
+    TrainingRunOptions run = new TrainingRunOptions();
 
     @CommandLine.Mixin
     LayerRuntimeOption layerRuntime = new LayerRuntimeOption();
@@ -137,7 +104,7 @@ public final class TrainCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         System.setProperty("java.awt.headless", "true");
         PrintStream log = System.out;
-        org.dl4jmtp.io.SafetensorsDType exportDType = org.dl4jmtp.examples.SaveSettings.dtype(saveDType);
+        org.dl4jmtp.io.SafetensorsDType exportDType = org.dl4jmtp.examples.SaveSettings.dtype(run.saveDType());
         Trainer resumed = resume != null ? new Trainer(resume, log) : null;
         Trainer.ResumePoint point = resumed != null ? resumed.prepareResume() : null;
         if (point != null) {
@@ -157,7 +124,7 @@ public final class TrainCommand implements Callable<Integer> {
         if (point != null) {
             // the UI's history goes back to the checkpoint too: the steps after it are computed again
             StatsRewind.keepThroughStep(resume.resolve(MtpDashboard.STATS_FILE), point.step(), log);
-            data = new CorpusTrainingData(text, tokenizer, validationFraction, point.run().options());
+            data = new CorpusTrainingData(text, tokenizer, run.validationFraction(), point.run().options());
             result = reportingDivergence(resumed, () -> resumed.resume(point, data));
         } else {
             if (initFrom != null && model.getVocabSize() != tokenizer.vocabSize()) {
@@ -170,8 +137,8 @@ public final class TrainCommand implements Callable<Integer> {
                         + tokenizer.vocabSize() + " (" + tokenizer.name() + ")");
             }
             Trainer trainer = new Trainer(out, log).replicas(replicasFor(model, mtp, options)).saveDType(exportDType).dataSettings(new Trainer.DataSettings(
-                    absolute(corpus), absolute(tokenizerJson), validationFraction));
-            data = new CorpusTrainingData(text, tokenizer, validationFraction, options);
+                    absolute(corpus), absolute(tokenizerJson), run.validationFraction()));
+            data = new CorpusTrainingData(text, tokenizer, run.validationFraction(), options);
             result = reportingDivergence(trainer, () -> trainer.train(model, mtp, options, data));
         }
         printSummary(log, result, data);
@@ -215,8 +182,7 @@ public final class TrainCommand implements Callable<Integer> {
     private MtpConfig mtpConfig(NemotronV3Config model) {
         MtpConfig mtp;
         try {
-            mtp = MtpConfig.fromHf(model, mtpLambda, mtpDepths, mtpRepeated);
-            mtp.setLossNormalization(MtpLossNormalization.parse(mtpNorm));
+            mtp = run.mtpConfig(model);
             mtp.validate();
         } catch (IllegalArgumentException e) {
             throw new UserException(e.getMessage() + (initFrom != null && mtpPattern == null
@@ -240,18 +206,9 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private TrainOptions trainOptions() {
-        String type = dtype.toUpperCase(Locale.ROOT);
-        if (!type.equals("FLOAT") && !type.equals("DOUBLE")) {
-            throw new UserException("--dtype must be float or double, got " + dtype);
-        }
-        if (!(validationFraction > 0 && validationFraction < 1)) {
-            throw new UserException("--validation-fraction must lie in (0, 1), got " + validationFraction);
-        }
+        TrainOptions options = run.trainOptions(layerRuntime.get(spec.commandLine()).cliName());
         try {
-            return new TrainOptions(steps, batchSize, seqLen, lr, warmup, minLrRatio, clip, seed, evalEvery, evalBatches,
-                    checkpointEvery, keepCheckpoints, type, layerRuntime.get(spec.commandLine()).cliName())
-                    .withPretraining(routerBiasUpdateRate, absolute(initFrom), trainOnly)
-                    .withDocumentIsolation(!noDocIsolation);
+            return options.withPretraining(routerBiasUpdateRate, absolute(initFrom), trainOnly);
         } catch (IllegalArgumentException e) {
             throw new UserException(e.getMessage(), e);
         }
@@ -269,10 +226,10 @@ public final class TrainCommand implements Callable<Integer> {
         requireSame(given.hasMatchedOption("--corpus"), "--corpus", absolute(corpus), recorded.corpus());
         requireSame(given.hasMatchedOption("--tokenizer"), "--tokenizer", absolute(tokenizerJson), recorded.tokenizer());
         requireSame(given.hasMatchedOption("--validation-fraction"), "--validation-fraction",
-                String.valueOf(validationFraction), String.valueOf(recorded.validationFraction()));
+                String.valueOf(run.validationFraction()), String.valueOf(recorded.validationFraction()));
         corpus = recorded.corpus() != null ? Path.of(recorded.corpus()) : null;
         tokenizerJson = recorded.tokenizer() != null ? Path.of(recorded.tokenizer()) : null;
-        validationFraction = recorded.validationFraction();
+        run.validationFraction(recorded.validationFraction());
     }
 
     private void requireSame(boolean given, String option, String value, String recorded) {
