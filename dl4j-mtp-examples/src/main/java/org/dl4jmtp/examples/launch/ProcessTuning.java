@@ -23,7 +23,10 @@ import java.util.Set;
  *   <li>{@code OPENBLAS_CORETYPE} from the CPU's flags ({@link CpuKernels}), for kernels ND4J's OpenBLAS would not
  *       pick itself.</li>
  *   <li>A Java heap of at most 2 GiB (the data lives off-heap; a large idle heap delays the collection that frees
- *       ND4J's buffers) with JavaCPP's off-heap limits raised accordingly, so the heap bound does not cap ND4J.</li>
+ *       ND4J's buffers) with JavaCPP's off-heap limit raised accordingly, so the heap bound does not cap ND4J.</li>
+ *   <li>No JavaCPP physical-memory check ({@code maxphysicalbytes=0}): with a limit set, JavaCPP reads the process's
+ *       resident size on every native allocation, and ND4J allocates a shape descriptor for every array it creates;
+ *       that read was a fifth of a decoding step and a tenth of a small training step.</li>
  * </ul>
  */
 public final class ProcessTuning {
@@ -78,7 +81,7 @@ public final class ProcessTuning {
             jvm.add("-Dorg.bytedeco.javacpp.maxbytes=" + memoryBytes / 2);
         }
         if (jvmOptions.stream().noneMatch(o -> o.startsWith("-Dorg.bytedeco.javacpp.maxphysicalbytes="))) {
-            jvm.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=" + memoryBytes / 10 * 9);
+            jvm.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
         }
         return new Plan(env, jvm);
     }

@@ -42,7 +42,7 @@ class ProcessTuningTest {
                 "OMP_NUM_THREADS", cores, "OPENBLAS_NUM_THREADS", cores, IntraOpThreads.AUTO, "1",
                 "OPENBLAS_CORETYPE", "SKYLAKEX"), plan.environment());
         assertEquals(List.of("-Xmx2048m", "-Dorg.bytedeco.javacpp.maxbytes=" + (MEMORY / 2),
-                "-Dorg.bytedeco.javacpp.maxphysicalbytes=" + (MEMORY / 10 * 9)), plan.jvmOptions());
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=0"), plan.jvmOptions());
     }
 
     @Test
@@ -52,7 +52,10 @@ class ProcessTuningTest {
         ProcessTuning.Plan plan = ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G"),
                 ZEN5, MEMORY, "bench");
         assertEquals(Map.of("OPENBLAS_NUM_THREADS", "1"), plan.environment());
-        assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=" + (MEMORY / 10 * 9)), plan.jvmOptions());
+        assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=0"), plan.jvmOptions());
+        // a user's own physical-memory limit (JavaCPP then reads the RSS on each allocation) is kept too
+        assertEquals(List.of(), ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G",
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=20G"), ZEN5, MEMORY, "bench").jvmOptions());
     }
 
     @Test
