@@ -7,6 +7,8 @@ import org.dl4jmtp.layers.rows.RowOps;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
+
 /**
  * Causal GQA attention without positional encoding (docs/model.md, "Attention") over a KV cache: the n new queries
  * attend to every
@@ -38,13 +40,17 @@ public final class CachedAttention implements CachedMixer {
         int perKv = config.queriesPerKvHead();
         int hd = config.getHeadDim();
 
-        INDArray q = project(normed, "q_proj");
+        INDArray q = project(normed, "q_proj", null);
         int start = cache.length();
-        cache.append(project(normed, "k_proj"), project(normed, "v_proj"));
+        INDArray[] newRows = cache.appendRows(n);                  // k and v are projected straight into the cache
+        project(normed, "k_proj", newRows[0]);
+        project(normed, "v_proj", newRows[1]);
         int total = cache.length();
 
-        // [nkv, perKv·n, hd] queries grouped by their kv head; keys and values [nkv, total, hd]
-        INDArray queries = q.reshape(n, nkv, perKv, hd).permute(1, 2, 0, 3).dup('c').reshape(nkv, (long) perKv * n, hd);
+        // [nkv, perKv·n, hd] queries grouped by their kv head (one token: already in that order); keys and values
+        // [nkv, total, hd]
+        INDArray queries = n == 1 ? q.reshape(nkv, perKv, hd)
+                : q.reshape(n, nkv, perKv, hd).permute(1, 2, 0, 3).dup('c').reshape(nkv, (long) perKv * n, hd);
         INDArray keys = cache.keys().reshape(total, nkv, hd).permute(1, 2, 0);                  // [nkv, hd, total]
         INDArray values = cache.values().reshape(total, nkv, hd).permute(1, 0, 2);              // [nkv, total, hd]
 
@@ -53,23 +59,26 @@ public final class CachedAttention implements CachedMixer {
             scores = scores.reshape(nkv, perKv, n, total).add(causalMask(n, start, total, scores))
                     .reshape(nkv, (long) perKv * n, total);
         }
-        INDArray context = Nd4j.matmul(RowOps.softmaxLastAxis(scores), values)                   // [nkv, perKv·n, hd]
-                .reshape(nkv, perKv, n, hd).permute(2, 0, 1, 3).dup('c').reshape(n, config.queryWidth());
-        return RowOps.linear(context, weights.get("o_proj.weight"), weights.optionalVector("o_proj.bias"));
+        INDArray context = Nd4j.matmul(RowOps.softmaxLastAxis(scores), values);                  // [nkv, perKv·n, hd]
+        context = n == 1 ? context.reshape(1, config.queryWidth())
+                : context.reshape(nkv, perKv, n, hd).permute(2, 0, 1, 3).dup('c').reshape(n, config.queryWidth());
+        return project(context, "o_proj", null);
     }
 
-    private INDArray project(INDArray x, String name) {
-        return RowOps.linear(x, weights.get(name + ".weight"), weights.optionalVector(name + ".bias"));
+    /** x·Wᵀ (+ b) of projection {@code name}, into {@code out} when it is given. */
+    private INDArray project(INDArray x, String name, INDArray out) {
+        INDArray weight = weights.get(name + ".weight");
+        INDArray y = out == null ? Nd4j.gemm(x, weight, false, true) : Nd4j.gemm(x, weight, out, false, true, 1.0, 0.0);
+        INDArray bias = weights.optionalVector(name + ".bias");
+        return bias == null ? y : y.addiRowVector(bias);
     }
 
     /** [n, total]: 0 where new token r (at position start + r) may see position s ≤ start + r, else a large negative. */
     private static INDArray causalMask(int n, int start, int total, INDArray like) {
-        INDArray mask = Nd4j.zeros(like.dataType(), n, total);
+        double[] mask = new double[n * total];
         for (int r = 0; r < n; r++) {
-            for (int s = start + r + 1; s < total; s++) {
-                mask.putScalar(r, s, MASKED_SCORE);
-            }
+            Arrays.fill(mask, r * total + start + r + 1, (r + 1) * total, MASKED_SCORE);
         }
-        return mask;
+        return Nd4j.createFromArray(mask).castTo(like.dataType()).reshape(n, total);
     }
 }

@@ -26,11 +26,20 @@ public final class KvCache implements LayerState {
 
     /** Appends the keys and values [n, width] of n new positions. */
     public void append(INDArray newKeys, INDArray newValues) {
-        int n = (int) newKeys.size(0);
+        INDArray[] rows = appendRows((int) newKeys.size(0));
+        rows[0].assign(newKeys);
+        rows[1].assign(newValues);
+    }
+
+    /**
+     * Appends n positions and returns the views [n, width] of their keys and values (contiguous rows), for the caller
+     * to write, e.g. as the output of the projection: no copy of the new rows.
+     */
+    public INDArray[] appendRows(int n) {
         ensureCapacity(length + n);
-        RowOps.rows(keys, length, length + n).assign(newKeys);
-        RowOps.rows(values, length, length + n).assign(newValues);
+        INDArray[] rows = {RowOps.rows(keys, length, length + n), RowOps.rows(values, length, length + n)};
         length += n;
+        return rows;
     }
 
     /** Keys of every cached position, [length, width] (a view, valid until the next append). */

@@ -3,10 +3,9 @@ package org.dl4jmtp.mamba2;
 import org.dl4jmtp.layers.CachedMixer;
 import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
-import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.RowOps;
-import org.dl4jmtp.layers.rows.RowRmsNorm;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -67,9 +66,11 @@ public final class CachedMamba2 implements CachedMixer {
 
         INDArray inputs = Nd4j.vstack(state.window(), xbc);                              // [K−1+n, convDim]
         INDArray conv = RowOps.silu(causalConv(inputs, n));
-        INDArray x = RowOps.columns(conv, 0, dInner).dup('c').reshape(n, nh, config.getMambaHeadDim());
-        INDArray b = headsFromGroups(RowOps.columns(conv, dInner, dInner + groupState), n);
-        INDArray c = headsFromGroups(RowOps.columns(conv, dInner + groupState, convDim), n);
+        INDArray x = contiguous(RowOps.columns(conv, 0, dInner), n).reshape(n, nh, config.getMambaHeadDim());
+        INDArray b = contiguous(RowOps.columns(conv, dInner, dInner + groupState), n)
+                .reshape(n, config.getNGroups(), config.getSsmStateSize());
+        INDArray c = contiguous(RowOps.columns(conv, dInner + groupState, convDim), n)
+                .reshape(n, config.getNGroups(), config.getSsmStateSize());
         INDArray dt = timeStep(dtRaw);
         INDArray a = Transforms.exp(weights.vector("A_log"), true).negi();
 
@@ -96,11 +97,9 @@ public final class CachedMamba2 implements CachedMixer {
         return bias == null ? out : out.addiRowVector(bias);
     }
 
-    /** [n, G·N] → [n, nh, N]: head h reads group h / (nh/G). */
-    private INDArray headsFromGroups(INDArray grouped, int n) {
-        INDArray byGroup = grouped.dup('c').reshape(n, config.getNGroups(), config.getSsmStateSize());
-        int perGroup = config.mambaHeadsPerGroup();
-        return perGroup == 1 ? byGroup : byGroup.repeat(1, perGroup);
+    /** Columns of the step's rows, contiguous: one row's columns already are (a view), more rows are copied. */
+    private static INDArray contiguous(INDArray columns, int n) {
+        return n == 1 ? columns : columns.dup('c');
     }
 
     /** softplus(dt_raw + dt_bias), clamped only to a finite time_step_limit (the default (0, inf) does nothing). */
@@ -138,7 +137,8 @@ public final class CachedMamba2 implements CachedMixer {
     private INDArray gatedGroupNorm(INDArray gated, int n) {
         int groups = config.getNGroups();
         INDArray grouped = gated.reshape((long) n * groups, config.dInner() / groups);       // a row per group
-        return RowRmsNorm.of(grouped, config.getLayerNormEpsilon(), RowMixer.Cache.CURRENT_SCOPE).normalized
-                .reshape(n, config.dInner()).muliRowVector(weights.vector("norm.weight"));
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(grouped, RowOps.inverseRms(grouped, config.getLayerNormEpsilon()),
+                grouped, 0));
+        return gated.muliRowVector(weights.vector("norm.weight"));
     }
 }

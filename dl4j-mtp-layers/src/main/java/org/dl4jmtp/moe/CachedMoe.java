@@ -38,40 +38,45 @@ public final class CachedMoe implements CachedMixer {
         MoeRouting routing = MoeRouting.route(RowOps.values(scores), RowOps.values(selection), n, config,
                 scores.dataType());
 
+        // the shared expert first: every routed expert then adds its weighted output into it (gemm with beta = 1)
+        INDArray out = RowOps.linear(RowOps.relu2(RowOps.linear(normed, weights.get("shared_experts.up_proj.weight"),
+                null)), weights.get("shared_experts.down_proj.weight"), null);
         INDArray expertInput = config.hasLatentMoe()
                 ? RowOps.linear(normed, weights.get("fc1_latent_proj.weight"), null) : normed;
-        INDArray routed = Nd4j.zeros(normed.dataType(), n, expertInput.size(1));
+        INDArray routed = config.hasLatentMoe() ? Nd4j.zeros(normed.dataType(), n, expertInput.size(1)) : out;
         for (int e = 0; e < experts; e++) {
             if (routing.count(e) > 0) {
-                routed.addi(expert(e, expertInput, routing, n));
+                addExpert(e, expertInput, routing, n, routed);
             }
         }
         if (config.hasLatentMoe()) {
-            routed = RowOps.linear(routed, weights.get("fc2_latent_proj.weight"), null);
+            Nd4j.gemm(routed, weights.get("fc2_latent_proj.weight"), out, false, true, 1.0, 1.0);
         }
-        INDArray shared = RowOps.linear(RowOps.relu2(RowOps.linear(normed, weights.get("shared_experts.up_proj.weight"),
-                null)), weights.get("shared_experts.down_proj.weight"), null);
-        return routed.addi(shared);
+        return out;
     }
 
-    /** Expert e on its dispatch rows, weighted and scattered back to [n, d_e] (zero rows elsewhere). */
-    private INDArray expert(int e, INDArray input, MoeRouting routing, int n) {
+    /** Adds expert e's output on its dispatch rows, weighted, to those rows of {@code sum} [n, d_e]. */
+    private void addExpert(int e, INDArray input, MoeRouting routing, int n, INDArray sum) {
         int first = routing.expertStart[e];
         int m = routing.count(e);
+        INDArray down = weights.get("experts." + e + ".down_proj.weight");
         if (n == 1) {                                                   // decode: one row, one weight
-            return relu2Expert(e, input).muli(routing.weightOfRow[first]);
+            Nd4j.gemm(upRelu2(e, input), down, sum, false, true, routing.weightOfRow[first], 1.0);
+            return;
         }
         int[] rows = new int[m];
-        INDArray scatter = Nd4j.zeros(input.dataType(), n, m);                                  // [n, m] weights
+        double[] scatter = new double[n * m];                                                   // [n, m] weights
         for (int i = 0; i < m; i++) {
             rows[i] = routing.tokenOfRow[first + i];
-            scatter.putScalar(rows[i], i, routing.weightOfRow[first + i]);
+            scatter[rows[i] * m + i] = routing.weightOfRow[first + i];
         }
-        return scatter.mmul(relu2Expert(e, m == n ? input : input.getRows(rows)));
+        INDArray outputs = RowOps.linear(upRelu2(e, m == n ? input : input.getRows(rows)), down, null);
+        Nd4j.gemm(Nd4j.createFromArray(scatter).castTo(input.dataType()).reshape(n, m), outputs, sum, false, false,
+                1.0, 1.0);
     }
 
-    private INDArray relu2Expert(int e, INDArray rows) {
-        INDArray up = RowOps.linear(rows, weights.get("experts." + e + ".up_proj.weight"), null);
-        return RowOps.linear(RowOps.relu2(up), weights.get("experts." + e + ".down_proj.weight"), null);
+    /** relu²(rows·W_upᵀ) of expert e. */
+    private INDArray upRelu2(int e, INDArray rows) {
+        return RowOps.relu2(RowOps.linear(rows, weights.get("experts." + e + ".up_proj.weight"), null));
     }
 }

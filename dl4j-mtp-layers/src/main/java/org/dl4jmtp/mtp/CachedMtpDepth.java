@@ -51,8 +51,11 @@ public final class CachedMtpDepth {
      * @return [n, H] h^d (after final_layernorm)
      */
     public INDArray forward(INDArray previousHidden, INDArray embedded, DecoderCache cache) {
-        INDArray fused = Nd4j.hstack(RowOps.rmsNorm(embedded, first.vector("enorm.weight"), eps),
-                RowOps.rmsNorm(previousHidden, first.vector("hnorm.weight"), eps));
+        long n = embedded.size(0);
+        long h = embedded.size(1);
+        INDArray fused = Nd4j.createUninitialized(embedded.dataType(), n, 2 * h);       // each norm writes its half
+        RowOps.rmsNormInto(embedded, first.vector("enorm.weight"), eps, RowOps.columns(fused, 0, h));
+        RowOps.rmsNormInto(previousHidden, first.vector("hnorm.weight"), eps, RowOps.columns(fused, h, 2 * h));
         INDArray u = RowOps.linear(fused, first.get("eh_proj.weight"), null);
         for (int s = 0; s < sublayers.size(); s++) {
             u = sublayers.get(s).forward(u, cache.state(s));

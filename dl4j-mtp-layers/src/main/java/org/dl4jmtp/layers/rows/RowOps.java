@@ -1,7 +1,9 @@
 package org.dl4jmtp.layers.rows;
 
-import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.reduce.floating.SquaredNorm;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -22,9 +24,29 @@ public final class RowOps {
         return bias == null ? y : y.addiRowVector(bias);
     }
 
-    /** RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H]: {@link RowRmsNorm}, the training path's, times w. */
+    /**
+     * RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H], in three ops: each op costs about as much as the
+     * arithmetic on a decoding step's few rows, so the n scales are computed on the host from the rows' squared norms.
+     */
     public static INDArray rmsNorm(INDArray x, INDArray weight, double eps) {
-        return RowRmsNorm.of(x, eps, RowMixer.Cache.CURRENT_SCOPE).normalized.muliRowVector(weight);
+        return rmsNormInto(x, weight, eps, Nd4j.createUninitialized(x.dataType(), x.shape()));
+    }
+
+    /** {@link #rmsNorm} written into {@code out} [n, H] (a view is fine, e.g. half of a concatenation). */
+    public static INDArray rmsNormInto(INDArray x, INDArray weight, double eps, INDArray out) {
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(x, inverseRms(x, eps), out, 0));
+        return out.muliRowVector(weight);
+    }
+
+    /** {@code 1/sqrt(mean(x²) + eps)} of each row of x [n, k], as a column [n, 1] in x's data type. */
+    public static INDArray inverseRms(INDArray x, double eps) {
+        long n = x.size(0);
+        double[] squares = Nd4j.getExecutioner().exec(new SquaredNorm(x, 1)).data().asDouble();
+        double[] scales = new double[(int) n];
+        for (int i = 0; i < n; i++) {
+            scales[i] = 1.0 / Math.sqrt(squares[i] / x.size(1) + eps);
+        }
+        return Nd4j.createFromArray(scales).castTo(x.dataType()).reshape(n, 1);
     }
 
     /** SiLU {@code x·sigmoid(x)}. */
@@ -38,11 +60,9 @@ public final class RowOps {
         return r.muli(r);
     }
 
-    /** Softmax over the last axis (max-subtracted, as libnd4j's softmax). */
+    /** Softmax over the last axis, in place: libnd4j's max-subtracted softmax, one op. */
     public static INDArray softmaxLastAxis(INDArray scores) {
-        int last = scores.rank() - 1;
-        INDArray e = Transforms.exp(scores.sub(scores.max(true, last)), false);
-        return e.divi(e.sum(true, last));
+        return Nd4j.exec(new SoftMax(scores, scores, scores.rank() - 1))[0];
     }
 
     /** Columns {@code [from, to)} of a matrix, as a view. */
