@@ -42,7 +42,7 @@ class ProcessTuningTest {
                 "OMP_NUM_THREADS", cores, "OPENBLAS_NUM_THREADS", cores, IntraOpThreads.AUTO, "1",
                 "OPENBLAS_CORETYPE", "SKYLAKEX"), plan.environment());
         assertEquals(List.of("-Xmx2048m", "-Dorg.bytedeco.javacpp.maxbytes=" + (MEMORY / 2),
-                "-Dorg.bytedeco.javacpp.maxphysicalbytes=0"), plan.jvmOptions());
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=0", "-XX:+UseParallelGC"), plan.jvmOptions());
     }
 
     @Test
@@ -52,10 +52,14 @@ class ProcessTuningTest {
         ProcessTuning.Plan plan = ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G"),
                 ZEN5, MEMORY, "bench");
         assertEquals(Map.of("OPENBLAS_NUM_THREADS", "1"), plan.environment());
-        assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=0"), plan.jvmOptions());
-        // a user's own physical-memory limit (JavaCPP then reads the RSS on each allocation) is kept too
+        assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=0", "-XX:+UseParallelGC"), plan.jvmOptions());
+        // a user's own physical-memory limit (JavaCPP then reads the RSS on each allocation) and collector are kept
         assertEquals(List.of(), ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G",
-                "-Dorg.bytedeco.javacpp.maxphysicalbytes=20G"), ZEN5, MEMORY, "bench").jvmOptions());
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=20G", "-XX:+UseG1GC"), ZEN5, MEMORY, "bench").jvmOptions());
+        // a collector chosen through the environment's JVM options too: a second choice would stop the JVM
+        Map<String, String> toolOptions = Map.of("JAVA_TOOL_OPTIONS", "-Xss2m -XX:+UseZGC");
+        assertFalse(ProcessTuning.plan(toolOptions, List.of(), ZEN5, MEMORY, "bench").jvmOptions()
+                .contains("-XX:+UseParallelGC"));
     }
 
     @Test
