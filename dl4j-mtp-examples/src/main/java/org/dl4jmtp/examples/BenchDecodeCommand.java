@@ -69,6 +69,7 @@ final class BenchDecodeCommand implements Callable<Integer> {
         if (config.getVocabSize() < ByteTokenizer.VOCAB_SIZE) {
             throw new UserException("bench-decode encodes its prompts as bytes; vocab_size " + config.getVocabSize() + " < 256");
         }
+        runtime.applyDecodingDefault(config, mtp);
         NemotronV3ForCausalLM model = CheckpointSupport.load(checkpoint, config, mtp, dtype.dataType(),
                 mtpOptions.allowMissingMtp, cl.getErr());
         ByteTokenizer bytes = new ByteTokenizer();

@@ -152,6 +152,7 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         MtpConfig mtp = CheckpointSupport.mtpConfig(config, mtpOptions, null, null);
+        runtime.applyDecodingDefault(config, mtp);
         int depths = mtp.enabled() ? mtp.getNumLayers() : 0;
         if (showDrafts && depths == 0) {
             throw new UserException("--show-drafts needs MTP depths, but MTP is off: "

@@ -1,6 +1,9 @@
 package org.dl4jmtp.examples;
 
-import org.nd4j.linalg.factory.Nd4j;
+import org.dl4jmtp.config.MtpConfig;
+import org.dl4jmtp.config.NemotronV3Config;
+import org.dl4jmtp.examples.launch.IntraOpThreads;
+import org.dl4jmtp.examples.launch.ReplicaPolicy;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
@@ -8,8 +11,8 @@ import picocli.CommandLine.Option;
 final class RuntimeOptions {
 
     @Option(names = "--threads", paramLabel = "N",
-            description = "Native threads per op (default: ND4J's, all cores). Small models run faster with 1,"
-                    + " and so does everything when the cores are busy (also consider OMP_WAIT_POLICY=PASSIVE).")
+            description = "Native threads per op (default: chosen by the command where it says so, else ND4J's,"
+                    + " all cores). Small models run faster with 1, and so does everything when the cores are busy.")
     Integer threads;
 
     /** Applies the options before any model is built. */
@@ -18,8 +21,15 @@ final class RuntimeOptions {
             if (threads < 1) {
                 throw new CommandLine.ParameterException(cl, "--threads must be >= 1, got " + threads);
             }
-            Nd4j.getEnvironment().setMaxThreads(threads);
-            Nd4j.getEnvironment().setMaxMasterThreads(threads);
+            IntraOpThreads.use(threads);
+        }
+    }
+
+    /** Without --threads, the threads for decoding this model ({@link ReplicaPolicy#decodeThreads}) when the launcher
+     *  left them to dl4j-mtp. */
+    void applyDecodingDefault(NemotronV3Config config, MtpConfig mtp) {
+        if (threads == null) {
+            IntraOpThreads.applyIfAuto(ReplicaPolicy.decodeThreads(config, mtp));
         }
     }
 }

@@ -14,10 +14,11 @@ import java.util.Set;
  *   <li>{@code GLIBC_TUNABLES}: glibc keeps freed memory instead of handing it back to the kernel (no mmap for big
  *       blocks, one arena, no trimming): every page returned costs a page fault when ND4J allocates again.</li>
  *   <li>{@code OMP_WAIT_POLICY=PASSIVE}: idle OpenMP threads sleep instead of spinning on the cores BLAS needs.</li>
- *   <li>For {@code train} and {@code bench}, both thread pools at the core count and {@value IntraOpThreads#AUTO}=1:
- *       the command then sets the threads inside each op once it knows its replicas ({@link IntraOpThreads}): one
- *       per replica when replicas use the cores (one single-threaded replica per core is faster than threads inside
- *       ops on models of this size), all of them for a single replica of a large step (batch 1). A user's own
+ *   <li>For {@code train}, {@code bench}, {@code generate} and {@code bench-decode}, both thread pools at the core
+ *       count and {@value IntraOpThreads#AUTO}=1: the command then sets the threads inside each op once it knows its
+ *       work ({@link IntraOpThreads}, {@link ReplicaPolicy}): one per replica when replicas use the cores (one
+ *       single-threaded replica per core is faster than threads inside ops on models of this size), all of them for
+ *       a single replica of a large step (batch 1); one for decoding a small model. A user's own
  *       {@code OMP_NUM_THREADS} or {@code OPENBLAS_NUM_THREADS} is kept, the other pool then single-threaded as
  *       before, and nothing is changed at run time.</li>
  *   <li>{@code OPENBLAS_CORETYPE} from the CPU's flags ({@link CpuKernels}), for kernels ND4J's OpenBLAS would not
@@ -37,6 +38,8 @@ public final class ProcessTuning {
     static final String GLIBC_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1"
             + ":glibc.malloc.trim_threshold=68719476736";
     private static final long GIB = 1L << 30;
+    /** The commands that set their threads inside ops once they know their work ({@link IntraOpThreads}). */
+    private static final Set<String> CHOOSES_THREADS = Set.of("train", "bench", "generate", "bench-decode");
 
     /** Environment variables and JVM options to add for the child process. */
     public record Plan(Map<String, String> environment, List<String> jvmOptions) {
@@ -60,7 +63,7 @@ public final class ProcessTuning {
             env.put("GLIBC_TUNABLES", glibc.isEmpty() ? GLIBC_MALLOC : glibc + ":" + GLIBC_MALLOC);
         }
         putIfUnset(env, environment, "OMP_WAIT_POLICY", "PASSIVE");
-        if ("train".equals(command) || "bench".equals(command)) {
+        if (command != null && CHOOSES_THREADS.contains(command)) {
             if (!environment.containsKey("OMP_NUM_THREADS") && !environment.containsKey("OPENBLAS_NUM_THREADS")) {
                 String cores = String.valueOf(Runtime.getRuntime().availableProcessors());
                 env.put("OMP_NUM_THREADS", cores);

@@ -17,6 +17,13 @@ public final class ReplicaPolicy {
     /** Training FLOPs per step below which a single replica is faster. */
     static final double MIN_PARALLEL_STEP_FLOPS = 4e9;
 
+    /**
+     * Forward FLOPs per decoded token below which one thread inside each op is faster: a decoding step is a chain of
+     * small ops, and waking a second thread costs more than it saves. Measured on 2 cores (5 Dec 2026) with the main
+     * job's model (about 0.4 MFLOP per token): 1.19 ms per cached greedy token with one thread, 2.02 with two.
+     */
+    static final double MIN_PARALLEL_TOKEN_FLOPS = 1e8;
+
     private ReplicaPolicy() {
     }
 
@@ -40,5 +47,11 @@ public final class ReplicaPolicy {
 
     private static double stepFlops(NemotronV3Config config, MtpConfig mtp, int batchSize, int seqLen) {
         return Flops.of(config, mtp, seqLen).trainPerToken() * batchSize * seqLen;
+    }
+
+    /** Threads inside each op ({@link IntraOpThreads}) for token-by-token decoding: 1 for small models, else every core. */
+    public static int decodeThreads(NemotronV3Config config, MtpConfig mtp) {
+        return 2.0 * Flops.of(config, mtp, 1).activeParams() < MIN_PARALLEL_TOKEN_FLOPS ? 1
+                : Runtime.getRuntime().availableProcessors();
     }
 }

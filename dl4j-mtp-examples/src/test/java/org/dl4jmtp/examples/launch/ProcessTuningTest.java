@@ -63,9 +63,13 @@ class ProcessTuningTest {
     }
 
     @Test
-    void otherGlibcTunablesAreExtendedAndOnlyTrainAndBenchAreSingleThreaded() {
+    void otherGlibcTunablesAreExtendedAndOnlyTrainingAndDecodingChooseTheirThreads() {
+        for (String command : List.of("generate", "bench-decode")) {
+            assertEquals("1", ProcessTuning.plan(Map.of(), List.of(), HASWELL, MEMORY, command).environment()
+                    .get(IntraOpThreads.AUTO), command);
+        }
         ProcessTuning.Plan plan = ProcessTuning.plan(Map.of("GLIBC_TUNABLES", "glibc.pthread.rseq=0"), List.of(),
-                HASWELL, MEMORY, "generate");
+                HASWELL, MEMORY, "eval");
         assertEquals("glibc.pthread.rseq=0:" + ProcessTuning.GLIBC_MALLOC, plan.environment().get("GLIBC_TUNABLES"));
         assertFalse(plan.environment().containsKey("OMP_NUM_THREADS"));
         assertFalse(plan.environment().containsKey("OPENBLAS_NUM_THREADS"));
