@@ -11,8 +11,8 @@ import picocli.CommandLine.Option;
 final class RuntimeOptions {
 
     @Option(names = "--threads", paramLabel = "N",
-            description = "Native threads per op (default: chosen by the command where it says so, else ND4J's,"
-                    + " all cores). Small models run faster with 1, and so does everything when the cores are busy.")
+            description = "Native threads per op (default: all cores; generate and bench-decode use 1 for a small"
+                    + " model). Small models run faster with 1, and so does everything when the cores are busy.")
     Integer threads;
 
     /** Applies the options before any model is built. */

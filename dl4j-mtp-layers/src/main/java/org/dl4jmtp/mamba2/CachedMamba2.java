@@ -139,6 +139,6 @@ public final class CachedMamba2 implements CachedMixer {
         INDArray grouped = gated.reshape((long) n * groups, config.dInner() / groups);       // a row per group
         Nd4j.getExecutioner().exec(new BroadcastMulOp(grouped, RowOps.inverseRms(grouped, config.getLayerNormEpsilon()),
                 grouped, 0));
-        return gated.muliRowVector(weights.vector("norm.weight"));
+        return grouped.reshape(n, config.dInner()).muliRowVector(weights.vector("norm.weight"));
     }
 }
