@@ -1,6 +1,7 @@
 package org.dl4jmtp.attention;
 
 import org.dl4jmtp.layers.Documents;
+import org.dl4jmtp.layers.RowMixer;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
@@ -18,7 +19,9 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * scaled by 1/√hd) computed one block of query positions at a time: the block's scores against the keys from the
  * first one it may see up to its own last position, a native softmax over them, then their product with the values.
  * Memory beyond the inputs and outputs is one [r·block, T] score block per kv head (linear in T, no [T, T] array),
- * and only keys on or below the diagonal are touched. Backprop recomputes each block's probabilities.
+ * and only keys on or below the diagonal are touched. Backprop recomputes each block's probabilities, unless the
+ * forward pass kept them ({@link #keptElements} within the caller's budget): the recomputation (a GEMM, the masks and
+ * libnd4j's scalar-exp softmax over every score) is about a third of a long-context training step.
  * <p>
  * Against tiles with an online softmax (FlashAttention-style) this runs a few large ops per query block instead of
  * ~15 small ones per tile: at head_dim 32 a tile's GEMMs are too small to hide the per-op cost.
@@ -44,19 +47,42 @@ final class BlockedAttention {
         this.documents = documents;
     }
 
-    /** Writes the context into {@code context} ([B, nkv, r·T, hd]). */
-    void forward(INDArray queries, INDArray keys, INDArray values, INDArray context) {
+    /**
+     * Writes the context into {@code context} ([B, nkv, r·T, hd]).
+     *
+     * @param keepIn where to keep each query block's probabilities for {@link #backward}, or null to keep nothing
+     * @return the kept probabilities, one [B, nkv, r·bq, L] array per query block, or null
+     */
+    INDArray[] forward(INDArray queries, INDArray keys, INDArray values, INDArray context, RowMixer.Cache keepIn) {
         int time = (int) keys.size(2);
+        INDArray[] kept = keepIn == null ? null : new INDArray[(time + blockSize - 1) / blockSize];
         for (int q0 = 0; q0 < time; q0 += blockSize) {
             int q1 = Math.min(q0 + blockSize, time);
             int k0 = firstKey(q0);
             try (MemoryWorkspace rows = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, ROW_SCOPE)) {
                 INDArray q = rowBlock(queries, q0, q1);                                       // [B, nkv, r·bq, hd]
-                INDArray p = probabilities(q, keys, q0, q1, k0);                              // [B, nkv, r·bq, L]
+                INDArray scores = keepIn == null ? null
+                        : keepIn.createUninitialized(q.dataType(), q.size(0), q.size(1), q.size(2), q1 - k0);
+                INDArray p = probabilities(q, keys, q0, q1, k0, scores);                      // [B, nkv, r·bq, L]
                 INDArray out = Nd4j.matmul(p, keyBlock(values, k0, q1));                      // [B, nkv, r·bq, hd]
                 rowBlockView(context, q0, q1).assign(out.reshape(rowBlockView(context, q0, q1).shape()));
+                if (kept != null) {
+                    kept[q0 / blockSize] = p;
+                }
             }
         }
+        return kept;
+    }
+
+    /** The elements {@link #forward} keeps for queries [B, nkv, r·T, hd]: every block's [B, nkv, r·bq, L]. */
+    long keptElements(INDArray queries, int time) {
+        long perRow = queries.size(0) * queries.size(1) * queriesPerKvHead;
+        long elements = 0;
+        for (int q0 = 0; q0 < time; q0 += blockSize) {
+            int q1 = Math.min(q0 + blockSize, time);
+            elements += perRow * (q1 - q0) * (q1 - firstKey(q0));
+        }
+        return elements;
     }
 
     /**
@@ -66,8 +92,8 @@ final class BlockedAttention {
      * @param gradContext [B, nkv, r·T, hd] dL/d(context)
      * @param rowDot      [B, nkv, r·T] Σ_d dL/d(context)·context per row (= Σ_s dP·P of the softmax backward)
      */
-    void backward(INDArray queries, INDArray keys, INDArray values, INDArray gradContext, INDArray rowDot,
-                  double scale, INDArray gradQueries, INDArray gradKeys, INDArray gradValues) {
+    void backward(INDArray queries, INDArray keys, INDArray values, INDArray[] kept, INDArray gradContext,
+                  INDArray rowDot, double scale, INDArray gradQueries, INDArray gradKeys, INDArray gradValues) {
         int time = (int) keys.size(2);
         for (int q0 = 0; q0 < time; q0 += blockSize) {
             int q1 = Math.min(q0 + blockSize, time);
@@ -76,7 +102,8 @@ final class BlockedAttention {
                 INDArray q = rowBlock(queries, q0, q1);
                 INDArray dOut = rowBlock(gradContext, q0, q1);
                 INDArray k = keyBlock(keys, k0, q1);
-                INDArray p = probabilities(q, keys, q0, q1, k0);                              // [B, nkv, r·bq, L]
+                INDArray p = kept != null ? kept[q0 / blockSize]
+                        : probabilities(q, keys, q0, q1, k0, null);                           // [B, nkv, r·bq, L]
                 keyBlockView(gradValues, k0, q1).addi(Nd4j.matmul(p, dOut, true, false, false));
                 // softmax: dS = P ⊙ (dP − Σ_s dP·P), the row sum being dO·O
                 INDArray dp = Nd4j.matmul(dOut, keyBlock(values, k0, q1), false, true, false);
@@ -107,10 +134,11 @@ final class BlockedAttention {
 
     /**
      * softmax(Q·Kᵀ + masks) of query rows [q0, q1) over keys [k0, q1): [B, nkv, r·bq, L], the causal mask on the last
-     * bq columns and the document mask on all of them.
+     * bq columns and the document mask on all of them; computed in {@code out} when it is given.
      */
-    private INDArray probabilities(INDArray q, INDArray keys, int q0, int q1, int k0) {
-        INDArray s = Nd4j.matmul(q, keyBlock(keys, k0, q1), false, true, false);        // [B, nkv, r·bq, L]
+    private INDArray probabilities(INDArray q, INDArray keys, int q0, int q1, int k0, INDArray out) {
+        INDArray s = out == null ? Nd4j.matmul(q, keyBlock(keys, k0, q1), false, true, false)   // [B, nkv, r·bq, L]
+                : Nd4j.matmul(q, keyBlock(keys, k0, q1), out, false, true, false);
         int bq = q1 - q0;
         int width = q1 - k0;
         if (bq > 1) {

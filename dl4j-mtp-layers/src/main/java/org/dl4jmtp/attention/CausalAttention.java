@@ -25,6 +25,12 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
      * used ~10 % more CPU blocked, docs/performance.md). Beyond it, blocked: memory linear in T.
      */
     static final int DENSE_UP_TO = 512;
+    /**
+     * The blocked path keeps its probabilities for backprop while they take at most this many bytes per layer (T =
+     * 8,192 at batch 1 with 4 query heads: 0.55 GB in float), and recomputes them beyond, where memory must stay linear
+     * in T (T = 32,768 would need 8.6 GB per layer).
+     */
+    static final long KEPT_PROBABILITIES_BYTES = 1L << 30;
 
     /** What backprop needs from one forward pass. */
     public static final class Forward {
@@ -34,11 +40,13 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         final INDArray keys;      // [B, nkv, T, hd]
         final INDArray values;    // [B, nkv, T, hd]
         final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null (blocked)
+        final INDArray[] blockProbs; // blocked path: each query block's probabilities if kept, else null
         final INDArray context;   // [n, nq·hd] before o_proj
         final Documents documents; // null: one document per row
 
         private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
-                        INDArray context, Documents documents) {
+                        INDArray[] blockProbs, INDArray context, Documents documents) {
+            this.blockProbs = blockProbs;
             this.input = input;
             this.batch = batch;
             this.queries = queries;
@@ -53,18 +61,23 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
     private final AttentionConfig config;
     private final int blockSize;
     private final int denseUpTo;
+    private final long keptProbabilitiesBytes;
 
     public CausalAttention(AttentionConfig config, Map<String, INDArray> params, String prefix) {
-        this(config, params, prefix, BLOCK_SIZE, DENSE_UP_TO);
+        this(config, params, prefix, BLOCK_SIZE, DENSE_UP_TO, KEPT_PROBABILITIES_BYTES);
     }
 
-    /** Tests and timing: {@code denseUpTo} = Integer.MAX_VALUE is the dense reference, 0 always blocked. */
+    /**
+     * Tests and timing: {@code denseUpTo} = Integer.MAX_VALUE is the dense reference, 0 always blocked;
+     * {@code keptProbabilitiesBytes} = 0 makes the blocked path always recompute.
+     */
     CausalAttention(AttentionConfig config, Map<String, INDArray> params, String prefix, int blockSize,
-                    int denseUpTo) {
+                    int denseUpTo, long keptProbabilitiesBytes) {
         super(params, prefix);
         this.config = config;
         this.blockSize = blockSize;
         this.denseUpTo = denseUpTo;
+        this.keptProbabilitiesBytes = keptProbabilitiesBytes;
     }
 
     @Override
@@ -85,17 +98,22 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
 
         INDArray probs = null;
+        INDArray[] blockProbs = null;
         INDArray folded;
         if (time <= denseUpTo) {
             probs = denseProbs(queries, keys, documents, cache);
             folded = Nd4j.matmul(probs, values);
         } else {
             folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
-            blocked(documents).forward(queries, keys, values, folded);
+            BlockedAttention blocked = blocked(documents);
+            // keep the probabilities for backprop when a training forward pass can afford them
+            boolean keep = cache != Cache.CURRENT_SCOPE
+                    && blocked.keptElements(queries, time) * queries.dataType().width() <= keptProbabilitiesBytes;
+            blockProbs = blocked.forward(queries, keys, values, folded, keep ? cache : null);
         }
         INDArray context = fromHeads(folded, batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
-                new Forward(x, batch, queries, keys, values, probs, context, documents));
+                new Forward(x, batch, queries, keys, values, probs, blockProbs, context, documents));
     }
 
     /** The dense softmax(Q·Kᵀ + causal mask (+ document mask)) [B, nkv, r·T, T], in the cache's memory. */
@@ -145,8 +163,8 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
             gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());
             gradValues = Nd4j.zeros(f.values.dataType(), f.values.shape());
-            blocked(f.documents).backward(f.queries, f.keys, f.values, gradFolded, rowDot(gradContext, f.context,
-                    batch, time), scale(), gradQueries, gradKeys, gradValues);
+            blocked(f.documents).backward(f.queries, f.keys, f.values, f.blockProbs, gradFolded,
+                    rowDot(gradContext, f.context, batch, time), scale(), gradQueries, gradKeys, gradValues);
         }
 
         Cache scratch = Cache.CURRENT_SCOPE;

@@ -36,8 +36,8 @@ public final class AttentionTiming {
         params.forEach((k, v) -> gradients.put(k, Nd4j.zerosLike(v)));
         INDArray x = Nd4j.randn(type, (long) batch * time, hidden);
         INDArray gradOut = Nd4j.randn(type, (long) batch * time, hidden);
-        CausalAttention dense = new CausalAttention(c, params, "", blockSize, Integer.MAX_VALUE);
-        CausalAttention blocked = new CausalAttention(c, params, "", blockSize, 0);
+        CausalAttention dense = new CausalAttention(c, params, "", blockSize, Integer.MAX_VALUE, 0);
+        CausalAttention blocked = new CausalAttention(c, params, "", blockSize, 0, 0);
         long[] d = new long[iterations];
         long[] b = new long[iterations];
         for (int i = -3; i < iterations; i++) {

@@ -69,7 +69,36 @@ class BlockedAttentionTest {
 
     private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
                                              INDArray gradOut, Documents documents) {
-        RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, documents, RowMixer.Cache.CURRENT_SCOPE);
+        return run(mixer, params, x, gradOut, documents, RowMixer.Cache.CURRENT_SCOPE);
+    }
+
+    /**
+     * A training forward pass's memory, outside every workspace (as DL4J's activation workspace is outside the blocked
+     * path's scratch one): the blocked path may keep its probabilities there for backprop.
+     */
+    private static final RowMixer.Cache TRAINING = new RowMixer.Cache() {
+        @Override
+        public INDArray createUninitialized(DataType dataType, long... shape) {
+            try (MemoryWorkspace none = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                return Nd4j.createUninitialized(dataType, shape, 'c');
+            }
+        }
+
+        @Override
+        public INDArray keep(INDArray array) {
+            return array.detach();
+        }
+    };
+
+    /** The blocked path that keeps its probabilities (no budget limit) when the cache allows it. */
+    private static CausalAttention keeping(AttentionConfig c, Map<String, INDArray> params) {
+        return new CausalAttention(c, params, PREFIX, BLOCK, 0, Long.MAX_VALUE);
+    }
+
+    private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
+                                             INDArray gradOut, Documents documents, RowMixer.Cache cache) {
+        RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, documents, cache);
+        assertEquals(cache == TRAINING, r.state.blockProbs != null, "probabilities kept only for training");
         Map<String, INDArray> gradients = new LinkedHashMap<>();
         for (Map.Entry<String, INDArray> e : params.entrySet()) {
             gradients.put(e.getKey(), Nd4j.valueArrayOf(e.getValue().shape(), Double.NaN, DataType.DOUBLE));
@@ -88,26 +117,32 @@ class BlockedAttentionTest {
         Map<String, INDArray> params = params(c, 7 + time);
         INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
         INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
-        Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE), params, x,
+        Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE, 0), params, x,
                 gradOut);
         Map<String, INDArray> blocked;
         if (inWorkspace) {
             // as in training: the caller's workspace is open around the blocked path's own scratch workspaces
             try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(
                     WorkspaceConfiguration.builder().initialSize(1 << 20).build(), "BlockedAttentionTest")) {
-                blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
+                blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0, 0), params, x, gradOut);
                 blocked.replaceAll((key, array) -> array.detach());
             }
         } else {
-            blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
+            blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0, 0), params, x, gradOut);
         }
+        assertClose(dense, blocked, "T = " + time + ", recomputed");
+        Map<String, INDArray> kept = run(keeping(c, params), params, x, gradOut, null, TRAINING);
+        assertClose(dense, kept, "T = " + time + ", kept");
+    }
+
+    private static void assertClose(Map<String, INDArray> dense, Map<String, INDArray> blocked, String what) {
         assertEquals(dense.keySet(), blocked.keySet());
         for (String key : dense.keySet()) {
             INDArray expected = dense.get(key);
             INDArray actual = blocked.get(key);
             assertEquals(0, expected.isNaN().castTo(DataType.INT).sumNumber().intValue(), key + " written (dense)");
             double diff = expected.sub(actual).amaxNumber().doubleValue();
-            assertTrue(diff <= TOLERANCE, key + " at T = " + time + ": max |dense − blocked| = " + diff);
+            assertTrue(diff <= TOLERANCE, key + " at " + what + ": max |dense − blocked| = " + diff);
         }
     }
 
@@ -142,15 +177,14 @@ class BlockedAttentionTest {
             Map<String, INDArray> params = params(c, 3);
             INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
             INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
-            Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE), params,
+            Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE, 0), params,
                     x, gradOut, documents);
-            Map<String, INDArray> blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut,
+            Map<String, INDArray> blocked = run(new CausalAttention(c, params, PREFIX, BLOCK, 0, 0), params, x, gradOut,
                     documents);
-            Map<String, INDArray> unisolated = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut);
-            for (String key : dense.keySet()) {
-                double diff = dense.get(key).sub(blocked.get(key)).amaxNumber().doubleValue();
-                assertTrue(diff <= TOLERANCE, key + ": max |dense − blocked| = " + diff);
-            }
+            Map<String, INDArray> unisolated = run(new CausalAttention(c, params, PREFIX, BLOCK, 0, 0), params, x, gradOut);
+            assertClose(dense, blocked, "packed documents, recomputed");
+            assertClose(dense, run(keeping(c, params), params, x, gradOut, documents, TRAINING),
+                    "packed documents, kept");
             assertTrue(dense.get("output").sub(unisolated.get("output")).amaxNumber().doubleValue() > 1e-3,
                     "the documents change the output");
         }
@@ -165,8 +199,8 @@ class BlockedAttentionTest {
         other.get(PREFIX + AttentionMixer.K_PROJ).addi(1e-6);
         INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * 10, H);
         INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * 10, H);
-        INDArray a = run(new CausalAttention(c, params, PREFIX, BLOCK, 0), params, x, gradOut).get("output");
-        INDArray b = run(new CausalAttention(c, other, PREFIX, BLOCK, 0), other, x, gradOut).get("output");
+        INDArray a = run(new CausalAttention(c, params, PREFIX, BLOCK, 0, 0), params, x, gradOut).get("output");
+        INDArray b = run(new CausalAttention(c, other, PREFIX, BLOCK, 0, 0), other, x, gradOut).get("output");
         assertTrue(a.sub(b).amaxNumber().doubleValue() > TOLERANCE);
     }
 }
