@@ -5,7 +5,6 @@ import org.dl4jmtp.layers.LayerState;
 import org.dl4jmtp.layers.ModelWeights;
 import org.dl4jmtp.layers.rows.RowOps;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -137,8 +136,7 @@ public final class CachedMamba2 implements CachedMixer {
     private INDArray gatedGroupNorm(INDArray gated, int n) {
         int groups = config.getNGroups();
         INDArray grouped = gated.reshape((long) n * groups, config.dInner() / groups);       // a row per group
-        Nd4j.getExecutioner().exec(new BroadcastMulOp(grouped, RowOps.inverseRms(grouped, config.getLayerNormEpsilon()),
-                grouped, 0));
-        return grouped.reshape(n, config.dInner()).muliRowVector(weights.vector("norm.weight"));
+        return RowOps.normalizeInto(grouped, config.getLayerNormEpsilon(), grouped).reshape(n, config.dInner())
+                .muliRowVector(weights.vector("norm.weight"));
     }
 }

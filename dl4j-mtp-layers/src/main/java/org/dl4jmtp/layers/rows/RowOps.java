@@ -24,29 +24,31 @@ public final class RowOps {
         return bias == null ? y : y.addiRowVector(bias);
     }
 
-    /**
-     * RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H], in three ops: each op costs about as much as the
-     * arithmetic on a decoding step's few rows, so the n scales are computed on the host from the rows' squared norms.
-     */
+    /** RMSNorm {@code w ⊙ x / sqrt(mean(x²) + eps)} of rows [n, H]: {@link #normalizeInto} times w. */
     public static INDArray rmsNorm(INDArray x, INDArray weight, double eps) {
         return rmsNormInto(x, weight, eps, Nd4j.createUninitialized(x.dataType(), x.shape()));
     }
 
     /** {@link #rmsNorm} written into {@code out} [n, H] (a view is fine, e.g. half of a concatenation). */
     public static INDArray rmsNormInto(INDArray x, INDArray weight, double eps, INDArray out) {
-        Nd4j.getExecutioner().exec(new BroadcastMulOp(x, inverseRms(x, eps), out, 0));
-        return out.muliRowVector(weight);
+        return normalizeInto(x, eps, out).muliRowVector(weight);
     }
 
-    /** {@code 1/sqrt(mean(x²) + eps)} of each row of x [n, k], as a column [n, 1] in x's data type. */
-    public static INDArray inverseRms(INDArray x, double eps) {
+    /**
+     * {@code x / sqrt(mean(x²) + eps)} of each row of x [n, k] into {@code out} (x itself or a view is fine), in three
+     * ops: each op costs about as much as the arithmetic on a decoding step's few rows, so the n scales are computed
+     * on the host from the rows' squared norms. {@link RowRmsNorm} is the training path's, with no host read.
+     */
+    public static INDArray normalizeInto(INDArray x, double eps, INDArray out) {
         long n = x.size(0);
         double[] squares = Nd4j.getExecutioner().exec(new SquaredNorm(x, 1)).data().asDouble();
         double[] scales = new double[(int) n];
         for (int i = 0; i < n; i++) {
             scales[i] = 1.0 / Math.sqrt(squares[i] / x.size(1) + eps);
         }
-        return Nd4j.createFromArray(scales).castTo(x.dataType()).reshape(n, 1);
+        INDArray invRms = Nd4j.createFromArray(scales).castTo(x.dataType()).reshape(n, 1);
+        Nd4j.getExecutioner().exec(new BroadcastMulOp(x, invRms, out, 0));
+        return out;
     }
 
     /** SiLU {@code x·sigmoid(x)}. */
