@@ -14,24 +14,54 @@ import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import java.util.Arrays;
+
 /**
  * Causal attention on folded heads ([B, nkv, r·T, hd], the r query heads of a kv head contiguous, queries already
  * scaled by 1/√hd) computed one block of query positions at a time: the block's scores against the keys from the
- * first one it may see up to its own last position, a native softmax over them, then their product with the values.
- * Memory beyond the inputs and outputs is one [r·block, T] score block per kv head (linear in T, no [T, T] array),
- * and only keys on or below the diagonal are touched. Backprop recomputes each block's probabilities, unless the
- * forward pass kept them ({@link #keptElements} within the caller's budget): the recomputation (a GEMM, the masks and
- * libnd4j's scalar-exp softmax over every score) is about a third of a long-context training step.
+ * first one it may see up to its own last position, their exponentials, then their product with the values. Memory
+ * beyond the inputs and outputs is one [r·block, T] score block per kv head (linear in T, no [T, T] array), and only
+ * keys on or below the diagonal are touched. Backprop recomputes each block's exponentials, unless the forward pass
+ * kept them ({@link #keptElements} within the caller's budget).
+ * <p>
+ * No softmax op runs. Each query row i subtracts a shift c_i from its scores so that exp cannot overflow, and the
+ * normalisation is deferred: with E = exp(S − c), the context is (E·V) / (E·1) and the row sums E·1 come out of the
+ * same GEMM as the context, as the last column of E·[V | 1]. The shift enters the score GEMM the same way, as a last
+ * column −c_i of the queries against a column of ones on the keys. So a block costs two GEMMs and one exp pass; a
+ * softmax op (max, exp and sum passes, then a division) cost about twice the exp pass, a fifth of a long step.
+ * <p>
+ * The shift is the Cauchy–Schwarz bound c_i = |q_i|·max_j |k_j| ≥ every score of the row, known before the GEMM. A
+ * row's largest exponential is then at least exp(−2·c_i), so the bound is used only while every c_i ≤
+ * {@link #BOUNDED_SHIFT_LIMIT}: exponentials stay above e^−40 and 1 / (E·1) below e^40, far inside float's range.
+ * Beyond it the shift is each row's exact maximum (a reduction and a subtraction more), as in a softmax.
  * <p>
  * Against tiles with an online softmax (FlashAttention-style) this runs a few large ops per query block instead of
  * ~15 small ones per tile: at head_dim 32 a tile's GEMMs are too small to hide the per-op cost.
  */
 final class BlockedAttention {
 
+    /** The largest bound shift: beyond it, rows are shifted by their exact maxima (see the class comment). */
+    static final double BOUNDED_SHIFT_LIMIT = 20;
+
     private static final WorkspaceConfiguration SCRATCH = WorkspaceConfiguration.builder()
             .initialSize(0).policyAllocation(AllocationPolicy.OVERALLOCATE).overallocationLimit(0.2)
             .policyLearning(LearningPolicy.FIRST_LOOP).policySpill(SpillPolicy.REALLOCATE).build();
     private static final String ROW_SCOPE = "CausalAttention_queryBlock";
+
+    /** What {@link #backward} reads besides the inputs. */
+    static final class Saved {
+        final INDArray shifts;        // [B, nkv, r·T] c_i, subtracted from row i's scores
+        final INDArray inverseSums;   // [B, nkv, r·T] 1 / Σ_j exp(s_ij − c_i)
+        final INDArray[] weights;     // each query block's exp(S − c) [B, nkv, r·bq, L] if kept, else null
+        final boolean boundedShifts;  // c is the Cauchy–Schwarz bound (else each row's maximum)
+
+        private Saved(INDArray shifts, INDArray inverseSums, INDArray[] weights, boolean boundedShifts) {
+            this.shifts = shifts;
+            this.inverseSums = inverseSums;
+            this.weights = weights;
+            this.boundedShifts = boundedShifts;
+        }
+    }
 
     private final int blockSize;
     private final int queriesPerKvHead;
@@ -50,28 +80,48 @@ final class BlockedAttention {
     /**
      * Writes the context into {@code context} ([B, nkv, r·T, hd]).
      *
-     * @param keepIn where to keep each query block's probabilities for {@link #backward}, or null to keep nothing
-     * @return the kept probabilities, one [B, nkv, r·bq, L] array per query block, or null
+     * @param cache where what backprop reads is placed
+     * @param keep  whether to keep each query block's exponentials for {@link #backward} (else it recomputes them)
      */
-    INDArray[] forward(INDArray queries, INDArray keys, INDArray values, INDArray context, RowMixer.Cache keepIn) {
+    Saved forward(INDArray queries, INDArray keys, INDArray values, INDArray context, RowMixer.Cache cache,
+                  boolean keep) {
         int time = (int) keys.size(2);
-        INDArray[] kept = keepIn == null ? null : new INDArray[(time + blockSize - 1) / blockSize];
+        long[] rowShape = {queries.size(0), queries.size(1), queries.size(2)};
+        INDArray shifts = cache.createUninitialized(queries.dataType(), rowShape);
+        INDArray inverseSums = cache.createUninitialized(queries.dataType(), rowShape);
+        boolean bounded = writeBounds(queries, keys, shifts);
+        INDArray keysWithOnes = withOnes(keys);
+        INDArray valuesWithOnes = withOnes(values);
+        INDArray[] kept = keep ? new INDArray[(time + blockSize - 1) / blockSize] : null;
         for (int q0 = 0; q0 < time; q0 += blockSize) {
             int q1 = Math.min(q0 + blockSize, time);
             int k0 = firstKey(q0);
             try (MemoryWorkspace rows = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, ROW_SCOPE)) {
-                INDArray q = rowBlock(queries, q0, q1);                                       // [B, nkv, r·bq, hd]
-                INDArray scores = keepIn == null ? null
-                        : keepIn.createUninitialized(q.dataType(), q.size(0), q.size(1), q.size(2), q1 - k0);
-                INDArray p = probabilities(q, keys, q0, q1, k0, scores);                      // [B, nkv, r·bq, L]
-                INDArray out = Nd4j.matmul(p, keyBlock(values, k0, q1));                      // [B, nkv, r·bq, hd]
-                rowBlockView(context, q0, q1).assign(out.reshape(rowBlockView(context, q0, q1).shape()));
+                INDArray q = shiftedRows(queries, bounded ? shifts : null, q0, q1);          // [B, nkv, r·bq, hd+1]
+                INDArray into = keep ? cache.createUninitialized(q.dataType(), q.size(0), q.size(1), q.size(2),
+                        q1 - k0) : null;
+                INDArray s = maskedScores(q, keysWithOnes, q0, q1, k0, into);                // [B, nkv, r·bq, L]
+                if (!bounded) {
+                    INDArray flat = s.reshape(s.length() / s.size(3), s.size(3));
+                    INDArray max = flat.max(true, 1);
+                    flat.subiColumnVector(max);
+                    rowBlockView(shifts, q0, q1).assign(max.reshape(rowBlockView(shifts, q0, q1).shape()));
+                }
+                Transforms.exp(s, false);
+                INDArray out = Nd4j.matmul(s, keyBlock(valuesWithOnes, k0, q1));           // [B, nkv, r·bq, hd+1]
+                long n = out.length() / out.size(3);
+                INDArray flatOut = out.reshape(n, out.size(3));
+                INDArray inverse = flatOut.getColumn(out.size(3) - 1, true).rdiv(1.0);   // [n, 1]
+                INDArray target = rowBlockView(context, q0, q1);
+                target.assign(flatOut.get(NDArrayIndex.all(), NDArrayIndex.interval(0, out.size(3) - 1))
+                        .mulColumnVector(inverse).reshape(target.shape()));
+                rowBlockView(inverseSums, q0, q1).assign(inverse.reshape(rowBlockView(inverseSums, q0, q1).shape()));
                 if (kept != null) {
-                    kept[q0 / blockSize] = p;
+                    kept[q0 / blockSize] = s;
                 }
             }
         }
-        return kept;
+        return new Saved(shifts, inverseSums, kept, bounded);
     }
 
     /** The elements {@link #forward} keeps for queries [B, nkv, r·T, hd]: every block's [B, nkv, r·bq, L]. */
@@ -88,34 +138,93 @@ final class BlockedAttention {
     /**
      * Writes dL/dQ (scaled back by {@code scale}, i.e. w.r.t. the unscaled queries), dL/dK and dL/dV into the three
      * zeroed gradient arrays (shapes of queries, keys, values).
+     * <p>
+     * With P = E ⊙ z (z the inverse row sums): dV = Pᵀ·dO = Eᵀ·(z ⊙ dO), and the softmax backward
+     * dS = P ⊙ (dO·Vᵀ − Σ dO·O) = E ⊙ ([z ⊙ dO | −z ⊙ Σ dO·O]·[V | 1]ᵀ), one GEMM and one product.
      *
      * @param gradContext [B, nkv, r·T, hd] dL/d(context)
      * @param rowDot      [B, nkv, r·T] Σ_d dL/d(context)·context per row (= Σ_s dP·P of the softmax backward)
      */
-    void backward(INDArray queries, INDArray keys, INDArray values, INDArray[] kept, INDArray gradContext,
+    void backward(INDArray queries, INDArray keys, INDArray values, Saved saved, INDArray gradContext,
                   INDArray rowDot, double scale, INDArray gradQueries, INDArray gradKeys, INDArray gradValues) {
         int time = (int) keys.size(2);
+        int headDim = (int) keys.size(3);
+        INDArray keysWithOnes = saved.weights == null ? withOnes(keys) : null;
+        INDArray valuesWithOnes = withOnes(values);
         for (int q0 = 0; q0 < time; q0 += blockSize) {
             int q1 = Math.min(q0 + blockSize, time);
             int k0 = firstKey(q0);
             try (MemoryWorkspace rows = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, ROW_SCOPE)) {
-                INDArray q = rowBlock(queries, q0, q1);
-                INDArray dOut = rowBlock(gradContext, q0, q1);
-                INDArray k = keyBlock(keys, k0, q1);
-                INDArray p = kept != null ? kept[q0 / blockSize]
-                        : probabilities(q, keys, q0, q1, k0, null);                           // [B, nkv, r·bq, L]
-                keyBlockView(gradValues, k0, q1).addi(Nd4j.matmul(p, dOut, true, false, false));
-                // softmax: dS = P ⊙ (dP − Σ_s dP·P), the row sum being dO·O
-                INDArray dp = Nd4j.matmul(dOut, keyBlock(values, k0, q1), false, true, false);
-                long n = p.length() / p.size(3);
-                INDArray dot = rowBlock(rowDot, q0, q1).reshape(n, 1);
-                INDArray ds = dp.reshape(n, p.size(3)).subiColumnVector(dot).muli(p.reshape(n, p.size(3)))
-                        .reshape(p.shape());
-                rowBlockView(gradQueries, q0, q1).assign(Nd4j.matmul(ds, k).muli(scale)
+                INDArray q = rowBlock(queries, q0, q1);                                       // [B, nkv, r·bq, hd]
+                INDArray e;
+                if (saved.weights != null) {
+                    e = saved.weights[q0 / blockSize];
+                } else {
+                    e = maskedScores(shiftedRows(queries, saved.shifts, q0, q1), keysWithOnes, q0, q1, k0, null);
+                    Transforms.exp(e, false);
+                }
+                long n = q.length() / headDim;
+                INDArray inverse = rowBlock(saved.inverseSums, q0, q1).reshape(n, 1);
+                INDArray scaledGrad = rowBlock(gradContext, q0, q1).reshape(n, headDim).muliColumnVector(inverse);
+                INDArray gradWithDot = Nd4j.createUninitialized(q.dataType(), n, headDim + 1);
+                gradWithDot.get(NDArrayIndex.all(), NDArrayIndex.interval(0, headDim)).assign(scaledGrad);
+                gradWithDot.getColumn(headDim, true).assign(rowBlock(rowDot, q0, q1).reshape(n, 1).muli(inverse).negi());
+                keyBlockView(gradValues, k0, q1).addi(Nd4j.matmul(e, scaledGrad.reshape(q.shape()), true, false, false));
+                INDArray ds = Nd4j.matmul(gradWithDot.reshape(q.size(0), q.size(1), q.size(2), headDim + 1),
+                        keyBlock(valuesWithOnes, k0, q1), false, true, false).muli(e);          // [B, nkv, r·bq, L]
+                rowBlockView(gradQueries, q0, q1).assign(Nd4j.matmul(ds, keyBlock(keys, k0, q1)).muli(scale)
                         .reshape(rowBlockView(gradQueries, q0, q1).shape()));
                 keyBlockView(gradKeys, k0, q1).addi(Nd4j.matmul(ds, q, true, false, false));
             }
         }
+    }
+
+    /**
+     * Writes c_i = |q_i|·max_j |k_j| (over the keys of the same batch row and kv head) into {@code shifts}: no score of
+     * row i exceeds it. True if every c_i is within {@link #BOUNDED_SHIFT_LIMIT}.
+     */
+    private static boolean writeBounds(INDArray queries, INDArray keys, INDArray shifts) {
+        long heads = queries.size(0) * queries.size(1);
+        INDArray keyNorms = keys.norm2(3).max(2).reshape(heads, 1);                            // [B·nkv, 1]
+        INDArray bounds = queries.norm2(3).reshape(heads, queries.size(2)).muliColumnVector(keyNorms);
+        shifts.assign(bounds.reshape(shifts.shape()));
+        return bounds.maxNumber().doubleValue() <= BOUNDED_SHIFT_LIMIT;
+    }
+
+    /** [B, nkv, T, hd] → [B, nkv, T, hd+1] with a last column of ones. */
+    private static INDArray withOnes(INDArray rows) {
+        long[] shape = rows.shape().clone();
+        int last = shape.length - 1;
+        shape[last]++;
+        INDArray out = Nd4j.createUninitialized(rows.dataType(), shape);
+        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, shape[last] - 1))
+                .assign(rows);
+        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(shape[last] - 1))
+                .assign(1);
+        return out;
+    }
+
+    /**
+     * Positions [q0, q1) of the folded queries with a last column −c_i ({@code shifts} [B, nkv, r·T]), or 0 when
+     * {@code shifts} is null: [B, nkv, r·bq, hd+1], c-order.
+     */
+    private INDArray shiftedRows(INDArray queries, INDArray shifts, int q0, int q1) {
+        INDArray view = rowBlockView(queries, q0, q1);                                       // [B, nkv, r, bq, hd]
+        long[] shape = view.shape().clone();
+        int last = shape.length - 1;
+        shape[last]++;
+        INDArray out = Nd4j.createUninitialized(queries.dataType(), shape);
+        INDArrayIndex[] index = new INDArrayIndex[shape.length];
+        Arrays.fill(index, NDArrayIndex.all());
+        index[last] = NDArrayIndex.interval(0, shape[last] - 1);
+        out.get(index).assign(view);
+        index[last] = NDArrayIndex.point(shape[last] - 1);
+        if (shifts == null) {
+            out.get(index).assign(0);
+        } else {
+            out.get(index).assign(rowBlockView(shifts, q0, q1)).negi();
+        }
+        return out.reshape(shape[0], shape[1], shape[2] * shape[3], shape[last]);
     }
 
     /**
@@ -133,10 +242,10 @@ final class BlockedAttention {
     }
 
     /**
-     * softmax(Q·Kᵀ + masks) of query rows [q0, q1) over keys [k0, q1): [B, nkv, r·bq, L], the causal mask on the last
-     * bq columns and the document mask on all of them; computed in {@code out} when it is given.
+     * Q·Kᵀ + masks of query rows [q0, q1) over keys [k0, q1): [B, nkv, r·bq, L], the causal mask on the last bq columns
+     * and the document mask on all of them; computed in {@code out} when it is given.
      */
-    private INDArray probabilities(INDArray q, INDArray keys, int q0, int q1, int k0, INDArray out) {
+    private INDArray maskedScores(INDArray q, INDArray keys, int q0, int q1, int k0, INDArray out) {
         INDArray s = out == null ? Nd4j.matmul(q, keyBlock(keys, k0, q1), false, true, false)   // [B, nkv, r·bq, L]
                 : Nd4j.matmul(q, keyBlock(keys, k0, q1), out, false, true, false);
         int bq = q1 - q0;
@@ -151,7 +260,6 @@ final class BlockedAttention {
         if (documents != null) {
             addDocumentMask(s, documents, q0, q1, k0, q1);
         }
-        Transforms.softmax(s.reshape(s.length() / width, width), false);
         return s;
     }
 

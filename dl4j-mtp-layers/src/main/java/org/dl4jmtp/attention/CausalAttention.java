@@ -20,13 +20,13 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
     /** Positions per query/key block of the blocked computation: T ≤ 256 (the small preset) is one block. */
     static final int BLOCK_SIZE = 256;
     /**
-     * Up to this T the dense [T, T] computation runs: it keeps the probabilities for backprop, where the blocked one
-     * recomputes them, and at these lengths they are small (the presets' T = 256 and 512; a small-preset training step
-     * used ~10 % more CPU blocked, docs/performance.md). Beyond it, blocked: memory linear in T.
+     * Up to this T the dense [T, T] computation runs: at the presets' T = 256 and 512 its few large ops beat the blocked
+     * path's extra small ones (small preset: 5,700–6,200 against 5,660–5,840 tokens/s blocked, docs/performance.md).
+     * Beyond it, blocked: memory linear in T.
      */
     static final int DENSE_UP_TO = 512;
     /**
-     * The blocked path keeps its probabilities for backprop while they take at most this many bytes per layer (T =
+     * The blocked path keeps its exponentials for backprop while they take at most this many bytes per layer (T =
      * 8,192 at batch 1 with 4 query heads: 0.55 GB in float), and recomputes them beyond, where memory must stay linear
      * in T (T = 32,768 would need 8.6 GB per layer).
      */
@@ -40,13 +40,13 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         final INDArray keys;      // [B, nkv, T, hd]
         final INDArray values;    // [B, nkv, T, hd]
         final INDArray probs;     // [B, nkv, r·T, T] on the dense path, else null (blocked)
-        final INDArray[] blockProbs; // blocked path: each query block's probabilities if kept, else null
+        final BlockedAttention.Saved blocked; // blocked path: what its backprop reads, else null
         final INDArray context;   // [n, nq·hd] before o_proj
         final Documents documents; // null: one document per row
 
         private Forward(INDArray input, int batch, INDArray queries, INDArray keys, INDArray values, INDArray probs,
-                        INDArray[] blockProbs, INDArray context, Documents documents) {
-            this.blockProbs = blockProbs;
+                        BlockedAttention.Saved blocked, INDArray context, Documents documents) {
+            this.blocked = blocked;
             this.input = input;
             this.batch = batch;
             this.queries = queries;
@@ -98,7 +98,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray values = toHeads(linear(x, AttentionMixer.V_PROJ, AttentionMixer.V_BIAS), batch, time, kvHeads, cache);
 
         INDArray probs = null;
-        INDArray[] blockProbs = null;
+        BlockedAttention.Saved saved = null;
         INDArray folded;
         if (time <= denseUpTo) {
             probs = denseProbs(queries, keys, documents, cache);
@@ -106,14 +106,14 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         } else {
             folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
             BlockedAttention blocked = blocked(documents);
-            // keep the probabilities for backprop when a training forward pass can afford them
+            // keep the exponentials for backprop when a training forward pass can afford them
             boolean keep = cache != Cache.CURRENT_SCOPE
                     && blocked.keptElements(queries, time) * queries.dataType().width() <= keptProbabilitiesBytes;
-            blockProbs = blocked.forward(queries, keys, values, folded, keep ? cache : null);
+            saved = blocked.forward(queries, keys, values, folded, cache, keep);
         }
         INDArray context = fromHeads(folded, batch, time, config.getNumAttentionHeads(), cache);
         return new Result<>(linear(context, AttentionMixer.O_PROJ, AttentionMixer.O_BIAS),
-                new Forward(x, batch, queries, keys, values, probs, blockProbs, context, documents));
+                new Forward(x, batch, queries, keys, values, probs, saved, context, documents));
     }
 
     /** The dense softmax(Q·Kᵀ + causal mask (+ document mask)) [B, nkv, r·T, T], in the cache's memory. */
@@ -151,11 +151,12 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         if (f.probs != null) {
             gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);              // [B, nkv, T, hd]
             INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);     // [B, nkv, r·T, T]
-            // softmax: dS = P ⊙ (dP − Σ_j dP·P); masked entries have P = 0 and get 0
+            // softmax: dS = P ⊙ (dP − Σ_j dP·P), where Σ_j dP·P = Σ_d dO·O is the cheaper row sum; masked entries
+            // have P = 0 and get 0
             INDArray p = f.probs.reshape(f.probs.length() / time, time);
             INDArray dp = gradProbs.reshape(p.shape());
-            INDArray rowDot = dp.mul(p).sum(true, 1);
-            INDArray gradScores = dp.subiColumnVector(rowDot).muli(p).reshape(f.probs.shape());
+            INDArray gradScores = dp.subiColumnVector(rowDot(gradContext, f.context, batch, time).reshape(p.size(0), 1))
+                    .muli(p).reshape(f.probs.shape());
             // scores = Q'·Kᵀ with Q' = Q/√hd
             gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());                    // [B, nkv, r·T, hd]
             gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);              // [B, nkv, T, hd]
@@ -163,7 +164,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
             gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());
             gradValues = Nd4j.zeros(f.values.dataType(), f.values.shape());
-            blocked(f.documents).backward(f.queries, f.keys, f.values, f.blockProbs, gradFolded,
+            blocked(f.documents).backward(f.queries, f.keys, f.values, f.blocked, gradFolded,
                     rowDot(gradContext, f.context, batch, time), scale(), gradQueries, gradKeys, gradValues);
         }
 

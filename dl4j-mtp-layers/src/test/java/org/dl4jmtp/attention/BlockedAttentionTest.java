@@ -98,7 +98,7 @@ class BlockedAttentionTest {
     private static Map<String, INDArray> run(CausalAttention mixer, Map<String, INDArray> params, INDArray x,
                                              INDArray gradOut, Documents documents, RowMixer.Cache cache) {
         RowMixer.Result<CausalAttention.Forward> r = mixer.forward(x, BATCH, documents, cache);
-        assertEquals(cache == TRAINING, r.state.blockProbs != null, "probabilities kept only for training");
+        assertEquals(cache == TRAINING, r.state.blocked != null && r.state.blocked.weights != null, "exponentials kept only for training");
         Map<String, INDArray> gradients = new LinkedHashMap<>();
         for (Map.Entry<String, INDArray> e : params.entrySet()) {
             gradients.put(e.getKey(), Nd4j.valueArrayOf(e.getValue().shape(), Double.NaN, DataType.DOUBLE));
@@ -114,7 +114,10 @@ class BlockedAttentionTest {
     }
 
     private static void assertSame(AttentionConfig c, int time, boolean inWorkspace) {
-        Map<String, INDArray> params = params(c, 7 + time);
+        assertSame(c, params(c, 7 + time), time, inWorkspace);
+    }
+
+    private static void assertSame(AttentionConfig c, Map<String, INDArray> params, int time, boolean inWorkspace) {
         INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
         INDArray gradOut = Nd4j.randn(DataType.DOUBLE, (long) BATCH * time, H);
         Map<String, INDArray> dense = run(new CausalAttention(c, params, PREFIX, BLOCK, Integer.MAX_VALUE, 0), params, x,
@@ -159,6 +162,24 @@ class BlockedAttentionTest {
     void withoutBiasInsideAWorkspace() {
         assertSame(config(4, 2, 3, false), 10, true);
         assertSame(config(4, 1, 2, false), 9, true);
+    }
+
+    /**
+     * Both shifts of the scores before exp: the Cauchy–Schwarz bound |q|·max|k| (small projections) and, where that
+     * bound exceeds the limit, each row's maximum (large projections: scores of ±30 and more).
+     */
+    @ParameterizedTest(name = "projection scale {0}")
+    @CsvSource({"0.3, true", "4, false"})
+    void boundedAndExactShifts(double projectionScale, boolean bounded) {
+        AttentionConfig c = config(4, 2, 3, true);
+        Map<String, INDArray> params = params(c, 11);
+        params.get(PREFIX + AttentionMixer.Q_PROJ).muli(projectionScale);
+        params.get(PREFIX + AttentionMixer.K_PROJ).muli(projectionScale);
+        INDArray x = Nd4j.randn(DataType.DOUBLE, (long) BATCH * 10, H);
+        RowMixer.Result<CausalAttention.Forward> r = new CausalAttention(c, params, PREFIX, BLOCK, 0, 0)
+                .forward(x, BATCH, RowMixer.Cache.CURRENT_SCOPE);
+        assertEquals(bounded, r.state.blocked.boundedShifts, "which shift");
+        assertSame(c, params, 10, false);
     }
 
     /**
