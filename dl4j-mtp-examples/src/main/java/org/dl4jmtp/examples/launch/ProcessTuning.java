@@ -28,6 +28,10 @@ import java.util.Set;
  *   <li>The parallel collector: every ND4J array leaves a tracked reference that the next young collection copies,
  *       and G1 spent about a sixth of a small training step on them; the parallel collector, made for throughput,
  *       spends less. Kept off when the options (or {@code JAVA_TOOL_OPTIONS}/{@code JDK_JAVA_OPTIONS}) choose one.</li>
+ *   <li>ND4J's CPU backend built with oneDNN ({@code org.bytedeco.javacpp.platform.extension=-onednn}) when it is on
+ *       the class path, as in the jar: oneDNN's GEMMs choose AVX-512 or AVX2 kernels at run time whatever
+ *       {@code OPENBLAS_CORETYPE} says, about twice OpenBLAS's on this project's model sizes (medium preset +31 %).
+ *       Kept off when the options (or {@code JAVA_TOOL_OPTIONS}/{@code JDK_JAVA_OPTIONS}) set an extension.</li>
  *   <li>No JavaCPP physical-memory check ({@code maxphysicalbytes=0}): with a limit set, JavaCPP reads the process's
  *       resident size on every native allocation, and ND4J allocates a shape descriptor for every array it creates;
  *       that read was a fifth of a decoding step and a tenth of a small training step.</li>
@@ -40,6 +44,11 @@ public final class ProcessTuning {
     private static final long GIB = 1L << 30;
     /** The commands that set their threads inside ops once they know their work ({@link IntraOpThreads}). */
     private static final Set<String> CHOOSES_THREADS = Set.of("train", "bench", "generate", "bench-decode");
+    /** JavaCPP's choice among builds of a native library, and the oneDNN build of ND4J's CPU backend. */
+    static final String PLATFORM_EXTENSION = "-Dorg.bytedeco.javacpp.platform.extension=";
+    static final String ONEDNN = "-onednn";
+    private static final String ONEDNN_LIBRARY =
+            "org/nd4j/linalg/cpu/nativecpu/bindings/linux-x86_64-onednn/libnd4jcpu.so";
 
     /** Environment variables and JVM options to add for the child process. */
     public record Plan(Map<String, String> environment, List<String> jvmOptions) {
@@ -57,6 +66,12 @@ public final class ProcessTuning {
      */
     public static Plan plan(Map<String, String> environment, List<String> jvmOptions, Set<String> cpuFlags,
                             long memoryBytes, String command) {
+        return plan(environment, jvmOptions, cpuFlags, memoryBytes, command, oneDnnOnClassPath());
+    }
+
+    /** As {@link #plan(Map, List, Set, long, String)}, saying whether the oneDNN build is on the class path. */
+    static Plan plan(Map<String, String> environment, List<String> jvmOptions, Set<String> cpuFlags,
+                     long memoryBytes, String command, boolean oneDnn) {
         Map<String, String> env = new LinkedHashMap<>();
         String glibc = environment.getOrDefault("GLIBC_TUNABLES", "");
         if (!glibc.contains("glibc.malloc.")) {
@@ -94,7 +109,16 @@ public final class ProcessTuning {
         if (jvmOptions.stream().noneMatch(ProcessTuning::selectsCollector) && !selectsCollector(launcherOptions)) {
             jvm.add("-XX:+UseParallelGC");
         }
+        if (oneDnn && jvmOptions.stream().noneMatch(o -> o.startsWith(PLATFORM_EXTENSION))
+                && !launcherOptions.contains(PLATFORM_EXTENSION)) {
+            jvm.add(PLATFORM_EXTENSION + ONEDNN);
+        }
         return new Plan(env, jvm);
+    }
+
+    /** Whether ND4J's oneDNN build for linux-x86_64 is on the class path (it is in the jar). */
+    static boolean oneDnnOnClassPath() {
+        return ProcessTuning.class.getClassLoader().getResource(ONEDNN_LIBRARY) != null;
     }
 
     /** Whether JVM options choose a garbage collector (a second choice would stop the JVM from starting). */

@@ -35,7 +35,7 @@ class ProcessTuningTest {
 
     @Test
     void anUnsetEnvironmentGetsTheTunedSettings() {
-        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train");
+        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train", false);
         // both pools start at the core count; the command lowers them once it knows its replicas (IntraOpThreads)
         String cores = String.valueOf(Runtime.getRuntime().availableProcessors());
         assertEquals(Map.of("GLIBC_TUNABLES", ProcessTuning.GLIBC_MALLOC, "OMP_WAIT_POLICY", "PASSIVE",
@@ -46,19 +46,32 @@ class ProcessTuningTest {
     }
 
     @Test
+    void theOneDnnBuildWhereItIsOnTheClassPathUnlessAnExtensionIsSet() {
+        assertTrue(ProcessTuning.oneDnnOnClassPath(), "the cpu profile puts the oneDNN build on the class path");
+        String oneDnn = ProcessTuning.PLATFORM_EXTENSION + ProcessTuning.ONEDNN;
+        assertTrue(ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train", true).jvmOptions().contains(oneDnn));
+        assertFalse(ProcessTuning.plan(Map.of(), List.of(), ZEN5, MEMORY, "train", false).jvmOptions().contains(oneDnn));
+        String plain = ProcessTuning.PLATFORM_EXTENSION;
+        assertFalse(ProcessTuning.plan(Map.of(), List.of(plain), ZEN5, MEMORY, "train", true).jvmOptions()
+                .contains(oneDnn), "the user's own choice (here the plain build) is kept");
+        assertFalse(ProcessTuning.plan(Map.of("JAVA_TOOL_OPTIONS", plain + "-avx2"), List.of(), ZEN5, MEMORY, "bench",
+                true).jvmOptions().contains(oneDnn));
+    }
+
+    @Test
     void whatTheUserSetIsKept() {
         Map<String, String> env = Map.of("OPENBLAS_CORETYPE", "Haswell", "OMP_WAIT_POLICY", "ACTIVE",
                 "OMP_NUM_THREADS", "2", "GLIBC_TUNABLES", "glibc.malloc.arena_max=4");
         ProcessTuning.Plan plan = ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G"),
-                ZEN5, MEMORY, "bench");
+                ZEN5, MEMORY, "bench", false);
         assertEquals(Map.of("OPENBLAS_NUM_THREADS", "1"), plan.environment());
         assertEquals(List.of("-Dorg.bytedeco.javacpp.maxphysicalbytes=0", "-XX:+UseParallelGC"), plan.jvmOptions());
         // a user's own physical-memory limit (JavaCPP then reads the RSS on each allocation) and collector are kept
         assertEquals(List.of(), ProcessTuning.plan(env, List.of("-Xmx6g", "-Dorg.bytedeco.javacpp.maxbytes=1G",
-                "-Dorg.bytedeco.javacpp.maxphysicalbytes=20G", "-XX:+UseG1GC"), ZEN5, MEMORY, "bench").jvmOptions());
+                "-Dorg.bytedeco.javacpp.maxphysicalbytes=20G", "-XX:+UseG1GC"), ZEN5, MEMORY, "bench", false).jvmOptions());
         // a collector chosen through the environment's JVM options too: a second choice would stop the JVM
         Map<String, String> toolOptions = Map.of("JAVA_TOOL_OPTIONS", "-Xss2m -XX:+UseZGC");
-        assertFalse(ProcessTuning.plan(toolOptions, List.of(), ZEN5, MEMORY, "bench").jvmOptions()
+        assertFalse(ProcessTuning.plan(toolOptions, List.of(), ZEN5, MEMORY, "bench", false).jvmOptions()
                 .contains("-XX:+UseParallelGC"));
     }
 
@@ -69,7 +82,7 @@ class ProcessTuningTest {
                     .get(IntraOpThreads.AUTO), command);
         }
         ProcessTuning.Plan plan = ProcessTuning.plan(Map.of("GLIBC_TUNABLES", "glibc.pthread.rseq=0"), List.of(),
-                HASWELL, MEMORY, "eval");
+                HASWELL, MEMORY, "eval", false);
         assertEquals("glibc.pthread.rseq=0:" + ProcessTuning.GLIBC_MALLOC, plan.environment().get("GLIBC_TUNABLES"));
         assertFalse(plan.environment().containsKey("OMP_NUM_THREADS"));
         assertFalse(plan.environment().containsKey("OPENBLAS_NUM_THREADS"));
@@ -78,7 +91,7 @@ class ProcessTuningTest {
 
     @Test
     void aSmallMachineGetsAQuarterOfItsMemoryAsHeap() {
-        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), Set.of(), 4L << 30, null);
+        ProcessTuning.Plan plan = ProcessTuning.plan(Map.of(), List.of(), Set.of(), 4L << 30, null, false);
         assertTrue(plan.jvmOptions().contains("-Xmx1024m"), plan.jvmOptions().toString());
     }
 
