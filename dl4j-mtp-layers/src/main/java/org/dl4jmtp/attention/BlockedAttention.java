@@ -105,7 +105,8 @@ final class BlockedAttention {
                     INDArray flat = s.reshape(s.length() / s.size(3), s.size(3));
                     INDArray max = flat.max(true, 1);
                     flat.subiColumnVector(max);
-                    rowBlockView(shifts, q0, q1).assign(max.reshape(rowBlockView(shifts, q0, q1).shape()));
+                    INDArray rowShifts = rowBlockView(shifts, q0, q1);
+                    rowShifts.assign(max.reshape(rowShifts.shape()));
                 }
                 Transforms.exp(s, false);
                 INDArray out = Nd4j.matmul(s, keyBlock(valuesWithOnes, k0, q1));           // [B, nkv, r·bq, hd+1]
@@ -115,7 +116,8 @@ final class BlockedAttention {
                 INDArray target = rowBlockView(context, q0, q1);
                 target.assign(flatOut.get(NDArrayIndex.all(), NDArrayIndex.interval(0, out.size(3) - 1))
                         .mulColumnVector(inverse).reshape(target.shape()));
-                rowBlockView(inverseSums, q0, q1).assign(inverse.reshape(rowBlockView(inverseSums, q0, q1).shape()));
+                INDArray rowInverseSums = rowBlockView(inverseSums, q0, q1);
+                rowInverseSums.assign(inverse.reshape(rowInverseSums.shape()));
                 if (kept != null) {
                     kept[q0 / blockSize] = s;
                 }
@@ -193,15 +195,7 @@ final class BlockedAttention {
 
     /** [B, nkv, T, hd] → [B, nkv, T, hd+1] with a last column of ones. */
     private static INDArray withOnes(INDArray rows) {
-        long[] shape = rows.shape().clone();
-        int last = shape.length - 1;
-        shape[last]++;
-        INDArray out = Nd4j.createUninitialized(rows.dataType(), shape);
-        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, shape[last] - 1))
-                .assign(rows);
-        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(shape[last] - 1))
-                .assign(1);
-        return out;
+        return withLastColumn(rows, null, 1);
     }
 
     /**
@@ -209,22 +203,32 @@ final class BlockedAttention {
      * {@code shifts} is null: [B, nkv, r·bq, hd+1], c-order.
      */
     private INDArray shiftedRows(INDArray queries, INDArray shifts, int q0, int q1) {
-        INDArray view = rowBlockView(queries, q0, q1);                                       // [B, nkv, r, bq, hd]
-        long[] shape = view.shape().clone();
+        INDArray out = shifts == null ? withLastColumn(rowBlockView(queries, q0, q1), null, 0)
+                : withLastColumn(rowBlockView(queries, q0, q1), rowBlockView(shifts, q0, q1), -1);
+        long[] shape = out.shape();                                                           // [B, nkv, r, bq, hd+1]
+        return out.reshape(shape[0], shape[1], shape[2] * shape[3], shape[4]);
+    }
+
+    /**
+     * A c-order copy of {@code rows} [..., d] with one more last column: {@code value}·{@code column} ([...], the
+     * leading dimensions of rows), or {@code value} itself when column is null.
+     */
+    private static INDArray withLastColumn(INDArray rows, INDArray column, double value) {
+        long[] shape = rows.shape().clone();
         int last = shape.length - 1;
         shape[last]++;
-        INDArray out = Nd4j.createUninitialized(queries.dataType(), shape);
+        INDArray out = Nd4j.createUninitialized(rows.dataType(), shape);
         INDArrayIndex[] index = new INDArrayIndex[shape.length];
         Arrays.fill(index, NDArrayIndex.all());
         index[last] = NDArrayIndex.interval(0, shape[last] - 1);
-        out.get(index).assign(view);
+        out.get(index).assign(rows);
         index[last] = NDArrayIndex.point(shape[last] - 1);
-        if (shifts == null) {
-            out.get(index).assign(0);
+        if (column == null) {
+            out.get(index).assign(value);
         } else {
-            out.get(index).assign(rowBlockView(shifts, q0, q1)).negi();
+            out.get(index).assign(column).muli(value);
         }
-        return out.reshape(shape[0], shape[1], shape[2] * shape[3], shape[last]);
+        return out;
     }
 
     /**

@@ -30,7 +30,7 @@ import java.util.Set;
  *       spends less. Kept off when the options (or {@code JAVA_TOOL_OPTIONS}/{@code JDK_JAVA_OPTIONS}) choose one.</li>
  *   <li>ND4J's CPU backend built with oneDNN ({@code org.bytedeco.javacpp.platform.extension=-onednn}) when it is on
  *       the class path, as in the jar: oneDNN's GEMMs choose AVX-512 or AVX2 kernels at run time whatever
- *       {@code OPENBLAS_CORETYPE} says, about twice OpenBLAS's on this project's model sizes (medium preset +31 %).
+ *       {@code OPENBLAS_CORETYPE} says, about twice OpenBLAS's on this project's model sizes (medium preset +21 %).
  *       Kept off when the options (or {@code JAVA_TOOL_OPTIONS}/{@code JDK_JAVA_OPTIONS}) set an extension.</li>
  *   <li>No JavaCPP physical-memory check ({@code maxphysicalbytes=0}): with a limit set, JavaCPP reads the process's
  *       resident size on every native allocation, and ND4J allocates a shape descriptor for every array it creates;
