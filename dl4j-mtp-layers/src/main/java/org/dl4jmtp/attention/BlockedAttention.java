@@ -2,6 +2,7 @@ package org.dl4jmtp.attention;
 
 import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
+import org.dl4jmtp.layers.rows.StackedMatmul;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
@@ -109,7 +110,7 @@ final class BlockedAttention {
                     rowShifts.assign(max.reshape(rowShifts.shape()));
                 }
                 Transforms.exp(s, false);
-                INDArray out = Nd4j.matmul(s, keyBlock(valuesWithOnes, k0, q1));           // [B, nkv, r·bq, hd+1]
+                INDArray out = StackedMatmul.mmul(s, keyBlock(valuesWithOnes, k0, q1), false, false); // [B, nkv, r·bq, hd+1]
                 long n = out.length() / out.size(3);
                 INDArray flatOut = out.reshape(n, out.size(3));
                 INDArray inverse = flatOut.getColumn(out.size(3) - 1, true).rdiv(1.0);   // [n, 1]
@@ -171,12 +172,14 @@ final class BlockedAttention {
                 INDArray gradWithDot = Nd4j.createUninitialized(q.dataType(), n, headDim + 1);
                 gradWithDot.get(NDArrayIndex.all(), NDArrayIndex.interval(0, headDim)).assign(scaledGrad);
                 gradWithDot.getColumn(headDim, true).assign(rowBlock(rowDot, q0, q1).reshape(n, 1).muli(inverse).negi());
-                keyBlockView(gradValues, k0, q1).addi(Nd4j.matmul(e, scaledGrad.reshape(q.shape()), true, false, false));
-                INDArray ds = Nd4j.matmul(gradWithDot.reshape(q.size(0), q.size(1), q.size(2), headDim + 1),
-                        keyBlock(valuesWithOnes, k0, q1), false, true, false).muli(e);          // [B, nkv, r·bq, L]
-                rowBlockView(gradQueries, q0, q1).assign(Nd4j.matmul(ds, keyBlock(keys, k0, q1)).muli(scale)
-                        .reshape(rowBlockView(gradQueries, q0, q1).shape()));
-                keyBlockView(gradKeys, k0, q1).addi(Nd4j.matmul(ds, q, true, false, false));
+                StackedMatmul.mmulInto(e, scaledGrad.reshape(q.shape()), keyBlockView(gradValues, k0, q1), true, false,
+                        1.0);
+                INDArray ds = StackedMatmul.mmul(gradWithDot.reshape(q.size(0), q.size(1), q.size(2), headDim + 1),
+                        keyBlock(valuesWithOnes, k0, q1), false, true).muli(e);                // [B, nkv, r·bq, L]
+                INDArray gradRows = rowBlockView(gradQueries, q0, q1);
+                gradRows.assign(StackedMatmul.mmul(ds, keyBlock(keys, k0, q1), false, false).muli(scale)
+                        .reshape(gradRows.shape()));
+                StackedMatmul.mmulInto(ds, q, keyBlockView(gradKeys, k0, q1), true, false, 1.0);
             }
         }
     }
@@ -250,8 +253,8 @@ final class BlockedAttention {
      * and the document mask on all of them; computed in {@code out} when it is given.
      */
     private INDArray maskedScores(INDArray q, INDArray keys, int q0, int q1, int k0, INDArray out) {
-        INDArray s = out == null ? Nd4j.matmul(q, keyBlock(keys, k0, q1), false, true, false)   // [B, nkv, r·bq, L]
-                : Nd4j.matmul(q, keyBlock(keys, k0, q1), out, false, true, false);
+        INDArray s = out == null ? StackedMatmul.mmul(q, keyBlock(keys, k0, q1), false, true)   // [B, nkv, r·bq, L]
+                : StackedMatmul.mmulInto(q, keyBlock(keys, k0, q1), out, false, true, 0.0);
         int bq = q1 - q0;
         int width = q1 - k0;
         if (bq > 1) {

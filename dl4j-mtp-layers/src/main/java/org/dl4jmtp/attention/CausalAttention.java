@@ -2,6 +2,7 @@ package org.dl4jmtp.attention;
 
 import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
+import org.dl4jmtp.layers.rows.StackedMatmul;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.factory.Nd4j;
@@ -102,7 +103,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray folded;
         if (time <= denseUpTo) {
             probs = denseProbs(queries, keys, documents, cache);
-            folded = Nd4j.matmul(probs, values);
+            folded = StackedMatmul.mmul(probs, values, false, false);
         } else {
             folded = Nd4j.createUninitialized(x.dataType(), queries.shape());
             BlockedAttention blocked = blocked(documents);
@@ -122,7 +123,7 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         // the scores become the probabilities in place, in the cache's memory (no copy of the largest array)
         INDArray probs = cache.createUninitialized(queries.dataType(), queries.size(0), queries.size(1),
                 queries.size(2), time);
-        Nd4j.matmul(queries, keys, probs, false, true, false);                               // [B, nkv, r·T, T]
+        StackedMatmul.mmulInto(queries, keys, probs, false, true, 0.0);                      // [B, nkv, r·T, T]
         INDArray perQueryHead = probs.reshape(probs.length() / ((long) time * time), time, time);
         INDArray causal = TriangularMask.fromDiagonal(time, 1, -AttentionMixer.MASKED_SCORE, queries.dataType());
         Nd4j.getExecutioner().exec(new BroadcastAddOp(perQueryHead, causal, perQueryHead, 1, 2));
@@ -149,8 +150,8 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
         INDArray gradKeys;
         INDArray gradValues;
         if (f.probs != null) {
-            gradValues = Nd4j.matmul(f.probs, gradFolded, true, false, false);              // [B, nkv, T, hd]
-            INDArray gradProbs = Nd4j.matmul(gradFolded, f.values, false, true, false);     // [B, nkv, r·T, T]
+            gradValues = StackedMatmul.mmul(f.probs, gradFolded, true, false);              // [B, nkv, T, hd]
+            INDArray gradProbs = StackedMatmul.mmul(gradFolded, f.values, false, true);     // [B, nkv, r·T, T]
             // softmax: dS = P ⊙ (dP − Σ_j dP·P), where Σ_j dP·P = Σ_d dO·O is the cheaper row sum; masked entries
             // have P = 0 and get 0
             INDArray p = f.probs.reshape(f.probs.length() / time, time);
@@ -158,8 +159,8 @@ public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
             INDArray gradScores = dp.subiColumnVector(rowDot(gradContext, f.context, batch, time).reshape(p.size(0), 1))
                     .muli(p).reshape(f.probs.shape());
             // scores = Q'·Kᵀ with Q' = Q/√hd
-            gradQueries = Nd4j.matmul(gradScores, f.keys).muli(scale());                    // [B, nkv, r·T, hd]
-            gradKeys = Nd4j.matmul(gradScores, f.queries, true, false, false);              // [B, nkv, T, hd]
+            gradQueries = StackedMatmul.mmul(gradScores, f.keys, false, false).muli(scale()); // [B, nkv, r·T, hd]
+            gradKeys = StackedMatmul.mmul(gradScores, f.queries, true, false);              // [B, nkv, T, hd]
         } else {
             gradQueries = Nd4j.zeros(f.queries.dataType(), f.queries.shape());
             gradKeys = Nd4j.zeros(f.keys.dataType(), f.keys.shape());

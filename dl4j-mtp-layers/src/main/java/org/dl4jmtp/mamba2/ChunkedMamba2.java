@@ -5,6 +5,7 @@ import org.dl4jmtp.layers.Documents;
 import org.dl4jmtp.layers.RowMixer;
 import org.dl4jmtp.layers.rows.ColumnSums;
 import org.dl4jmtp.layers.rows.RowRmsNorm;
+import org.dl4jmtp.layers.rows.StackedMatmul;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -244,7 +245,7 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
                     .castTo(x.dataType()));
         }
         s.states = cache.copy(chunkStates.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3));
-        INDArray enteringStates = Nd4j.matmul(s.interDecay, s.states);                           // [B, nh, Z, P·N]
+        INDArray enteringStates = StackedMatmul.mmul(s.interDecay, s.states, false, false);       // [B, nh, Z, P·N]
         s.entering = cache.copy(enteringStates.reshape(batch, nh, chunks, (long) p * state).permute(0, 2, 1, 3))
                 .reshape(bz, nh, p, state);
         s.offProduct = Nd4j.matmul(s.c, s.entering, cache.createUninitialized(x.dataType(), bz, nh, q, p),
@@ -290,8 +291,8 @@ public final class ChunkedMamba2 extends RowMixer<ChunkedMamba2.Forward> {
 
         // H = D_inter·ΔS
         INDArray gradEnteringSeq = gradEntering.reshape(batch, chunks, nh, (long) p * state).permute(0, 2, 1, 3).dup('c');
-        INDArray gradStates = Nd4j.matmul(s.interDecay, gradEnteringSeq, true, false, false);    // [B, nh, Z, P·N]
-        INDArray gradInterExp = Nd4j.matmul(gradEnteringSeq, s.states, false, true, false).muli(s.interDecay);
+        INDArray gradStates = StackedMatmul.mmul(s.interDecay, gradEnteringSeq, true, false);    // [B, nh, Z, P·N]
+        INDArray gradInterExp = StackedMatmul.mmul(gradEnteringSeq, s.states, false, true).muli(s.interDecay);
         // exponent[z, c] = cumTotBefore_z - cumTot_c
         INDArray gradCumTotBefore = gradInterExp.sum(3);                                          // [B, nh, Z]
         INDArray gradCumTot = gradInterExp.sum(2).negi();
