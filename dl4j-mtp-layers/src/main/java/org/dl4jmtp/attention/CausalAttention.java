@@ -12,9 +12,9 @@ import java.util.Map;
 
 /**
  * Causal grouped-query attention (docs/model.md, "Attention"; same math as {@link AttentionMixer}) on token rows with
- * its explicit
- * backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to [B, nkv, r·T, hd] and
- * every product is one batched matmul per kv head, without repeating K and V.
+ * its explicit backprop. The r = nq/nkv query heads of a kv head are contiguous, so queries are folded to
+ * [B, nkv, r·T, hd] and every product is one stacked matmul over [B, nkv] ({@link StackedMatmul}), without repeating
+ * K and V.
  */
 public final class CausalAttention extends RowMixer<CausalAttention.Forward> {
 

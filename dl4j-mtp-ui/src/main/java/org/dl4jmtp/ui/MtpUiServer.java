@@ -2,6 +2,7 @@ package org.dl4jmtp.ui;
 
 import io.vertx.core.Context;
 import io.vertx.core.Handler;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerRequest;
@@ -10,6 +11,7 @@ import org.deeplearning4j.config.DL4JSystemProperties;
 import org.deeplearning4j.core.storage.StatsStorage;
 import org.deeplearning4j.ui.VertxUIServer;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.reflect.InvocationHandler;
@@ -44,12 +46,13 @@ public final class MtpUiServer implements AutoCloseable {
     static final int PORT_SEARCH = 20;
     static final String HOST = "127.0.0.1";
     private static final String STOCK_TRAIN_JS = "/assets/js/train/train.js";
+    static final String UPLOAD_DIRECTORY_PREFIX = "DL4JUI_";
 
-    private final VertxUIServer server;
+    private final LoopbackVertxUIServer server;
     private final Thread shutdownHook;
     private volatile boolean closed;
 
-    private MtpUiServer(VertxUIServer server) {
+    private MtpUiServer(LoopbackVertxUIServer server) {
         this.server = server;
         this.shutdownHook = new Thread(this::stopQuietly, "dl4j-mtp-ui-shutdown");
         Runtime.getRuntime().addShutdownHook(shutdownHook);
@@ -172,6 +175,7 @@ public final class MtpUiServer implements AutoCloseable {
         } catch (Exception e) {
             // stopping Vert.x failed: nothing useful to do while closing
         }
+        server.removeEmptyUploadDirectory();
     }
 
     private static void stopRunningInstance() {
@@ -221,9 +225,37 @@ public final class MtpUiServer implements AutoCloseable {
      * to the stock {@code train.js}. Everything else is the stock {@link VertxUIServer}.
      */
     static final class LoopbackVertxUIServer extends VertxUIServer {
+        private volatile long startedFrom;
+        private volatile long startedTo = -1;
+
         @Override
         public void init(Vertx vertx, Context context) {
             super.init(loopbackVertx(vertx), context);
+        }
+
+        /** Notes when the stock start ran: it names its upload directory after the time (DL4JUI_millis). */
+        @Override
+        public void start(Promise<Void> startCallback) throws Exception {
+            startedFrom = System.currentTimeMillis();
+            try {
+                super.start(startCallback);
+            } finally {
+                startedTo = System.currentTimeMillis();
+            }
+        }
+
+        /**
+         * The stock server makes an upload directory {@code java.io.tmpdir/DL4JUI_<start millis>} on every start and
+         * never removes it; this removes ours when nothing was uploaded into it.
+         */
+        void removeEmptyUploadDirectory() {
+            for (long millis = startedFrom; millis <= startedTo; millis++) {
+                File dir = new File(System.getProperty("java.io.tmpdir"), UPLOAD_DIRECTORY_PREFIX + millis);
+                String[] entries = dir.list();
+                if (entries != null && entries.length == 0) {
+                    dir.delete();   // if that fails, an empty directory is left: it harms nothing
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.ByteArrayOutputStream;
+import java.io.File;
 import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -18,9 +19,12 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -77,6 +81,7 @@ class MtpDashboardTest {
         Path stats = dir.resolve("run/stats.dl4j");
         ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
         PrintStream log = new PrintStream(logBytes, true, StandardCharsets.UTF_8);
+        Set<String> uploadDirectoriesBefore = uploadDirectories();
         int busy;
         String session;
         try (ServerSocket blocker = new ServerSocket()) {
@@ -127,6 +132,16 @@ class MtpDashboardTest {
             assertEquals("micro, D=2", data.get("description").asText());
             assertEquals(200, get(base + "/train/overview").statusCode());
         }
+        // the stock server's empty DL4JUI_<millis> upload directories do not pile up in java.io.tmpdir
+        Set<String> left = uploadDirectories();
+        left.removeAll(uploadDirectoriesBefore);
+        assertEquals(Set.of(), left);
+    }
+
+    private static Set<String> uploadDirectories() {
+        String[] names = new File(System.getProperty("java.io.tmpdir"))
+                .list((parent, name) -> name.startsWith(MtpUiServer.UPLOAD_DIRECTORY_PREFIX));
+        return names == null ? new TreeSet<>() : new TreeSet<>(Arrays.asList(names));
     }
 
     private static HttpResponse<String> get(String url) throws Exception {
